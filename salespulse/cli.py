@@ -1,0 +1,186 @@
+"""The ``salespulse`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from salespulse import __version__
+from salespulse.settings import ConfigurationError, Settings, load_settings
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML configuration file (env SALESPULSE_CONFIG)")
+    parser.add_argument("--broker", help="kafka://host:port (env SALESPULSE_BROKER)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="salespulse",
+        description="Streaming sales-department KPIs: CRM events in, Prometheus metrics out.",
+    )
+    parser.add_argument("--version", action="version", version=f"salespulse {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    worker = commands.add_parser("worker", help="run one processing worker")
+    _common(worker)
+    worker.add_argument("--metrics-port", type=int, help="port of /metrics (default 9820)")
+    worker.add_argument("--log-level", help="debug, info, warning, error")
+
+    demo = commands.add_parser(
+        "demo", help="embedded broker + worker + simulated sales floor; Ctrl-C stops all"
+    )
+    demo.add_argument("--config", help="TOML configuration (default: the built-in demo floor)")
+    demo.add_argument("--metrics-port", type=int, help="port of /metrics (default 9820)")
+    demo.add_argument("--rate", type=float, default=20.0, help="simulated events per second")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--speed", type=float, default=60.0, help="simulated time compression")
+
+    simulate = commands.add_parser("simulate", help="publish a simulated sales floor to a broker")
+    _common(simulate)
+    simulate.add_argument("--rate", type=float, default=20.0, help="events per second")
+    simulate.add_argument("--seed", type=int, default=7)
+    simulate.add_argument("--speed", type=float, default=60.0, help="simulated time compression")
+    simulate.add_argument("--limit", type=int, help="stop after this many events")
+    simulate.add_argument("--duration", type=float, help="stop after this many seconds")
+
+    schemas = commands.add_parser("schemas", help="the event contract as JSON Schema")
+    schema_commands = schemas.add_subparsers(dest="schemas_command", required=True)
+    export = schema_commands.add_parser("export", help="write one JSON Schema per event type")
+    export.add_argument("--dir", type=Path, help="target directory (default: schemas/json)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "worker":
+            return _worker(args)
+        if args.command == "demo":
+            return _demo(args)
+        if args.command == "simulate":
+            return _simulate(args)
+        if args.command == "schemas":
+            return _schemas(args)
+    except ConfigurationError as exc:
+        print(f"salespulse: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    flags = {
+        "config": getattr(args, "config", None),
+        "broker": getattr(args, "broker", None),
+        "metrics_port": getattr(args, "metrics_port", None),
+        "log_level": getattr(args, "log_level", None),
+        **extra,
+    }
+    return load_settings(**flags)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from salespulse.worker import run_worker
+
+    return run_worker(_settings(args))
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from salespulse.simulate.publisher import publish
+
+    settings = _settings(args)
+    if settings.broker is None:
+        print(
+            "salespulse: simulate needs a broker (--broker or SALESPULSE_BROKER); "
+            "'salespulse demo' runs one embedded",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        sent = asyncio.run(
+            publish(
+                settings,
+                rate=args.rate,
+                seed=args.seed,
+                speed=args.speed,
+                limit=args.limit,
+                duration=args.duration,
+            )
+        )
+    except KeyboardInterrupt:
+        return 130
+    print(f"salespulse: published {sent} events", file=sys.stderr)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from salespulse.broker import EmbeddedBroker, die_with_parent
+    from salespulse.config import DEMO_CONFIG
+    from salespulse.worker import run_worker
+
+    if not args.config and not os.environ.get("SALESPULSE_CONFIG"):
+        args.config = str(DEMO_CONFIG)
+    os.environ.pop("SALESPULSE_BROKER", None)  # the demo always brings its own broker
+    settings = _settings(args, broker=None)
+    with EmbeddedBroker() as broker:
+        env = {**os.environ, "SALESPULSE_BROKER": broker.url, "SALESPULSE_CONFIG": args.config}
+        simulator = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "salespulse",
+                "simulate",
+                "--rate",
+                str(args.rate),
+                "--seed",
+                str(args.seed),
+                "--speed",
+                str(args.speed),
+            ],
+            env=env,
+            preexec_fn=die_with_parent,
+            start_new_session=True,
+        )
+        port = settings.metrics_port
+        print(
+            "\n".join(
+                [
+                    "",
+                    "salespulse demo",
+                    f"  broker (embedded)  {broker.url}",
+                    f"  metrics            http://localhost:{port}/metrics",
+                    f"  health             http://localhost:{port}/readyz",
+                    "  simulated floor    20 managers, 9-stage funnel, "
+                    f"{args.rate:g} events/s",
+                    "  Ctrl-C stops everything.",
+                    "",
+                ]
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            return run_worker(settings.model_copy(update={"broker": broker.url}))
+        finally:
+            simulator.send_signal(signal.SIGTERM)
+            try:
+                simulator.wait(10)
+            except subprocess.TimeoutExpired:
+                simulator.kill()
+                simulator.wait()
+
+
+def _schemas(args: argparse.Namespace) -> int:
+    from schemas.export import SCHEMA_DIR, export_schemas
+
+    for path in export_schemas(args.dir or SCHEMA_DIR):
+        print(path)
+    return 0

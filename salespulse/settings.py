@@ -1,0 +1,225 @@
+"""Configuration: one frozen Settings object for the whole process.
+
+Precedence is flags > environment (``SALESPULSE_*``) > the TOML file named by
+``--config`` or ``SALESPULSE_CONFIG`` > built-in defaults. The TOML file also
+carries the company's model of itself: time zone, funnels, managers, KPI
+targets. A configuration that does not validate stops the start with a
+message that names the file and the field, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_STAGES = (
+    "lead",
+    "qualified",
+    "contacted",
+    "needs_analysis",
+    "demo",
+    "proposal",
+    "negotiation",
+    "contract",
+    "won",
+)
+
+
+class ConfigurationError(Exception):
+    """The configuration cannot be used; the message is meant for the operator."""
+
+
+class Pipeline(BaseModel):
+    """One funnel: ordered stages, the ones that mean won, and the ones that mean lost.
+
+    Won stages are part of the ordered funnel (reaching them is the last step);
+    lost stages stand outside the order, since a deal can be lost from anywhere.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stages: tuple[str, ...] = DEFAULT_STAGES
+    won: tuple[str, ...] = ("won",)
+    lost: tuple[str, ...] = ("lost",)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Pipeline:
+        if not self.stages:
+            raise ValueError("a pipeline needs at least one stage")
+        if len(set(self.stages)) != len(self.stages):
+            raise ValueError("stages must be unique")
+        if not self.won:
+            raise ValueError("a pipeline needs at least one won stage")
+        missing = [stage for stage in self.won if stage not in self.stages]
+        if missing:
+            raise ValueError(f"won stages {missing} are not among the pipeline's stages")
+        overlap = [stage for stage in self.lost if stage in self.stages]
+        if overlap:
+            raise ValueError(f"lost stages {overlap} must not be part of the ordered stages")
+        return self
+
+    def outcome_of(self, stage: str) -> str | None:
+        """``won``/``lost`` when entering *stage* closes the deal, else None."""
+        if stage in self.won:
+            return "won"
+        if stage in self.lost:
+            return "lost"
+        return None
+
+
+class KpiTargets(BaseModel):
+    """KPI targets; unset fields fall back to the team default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_overdue_rate: float | None = Field(default=None, ge=0, le=1)
+    max_avg_call_duration_seconds: float | None = Field(default=None, ge=0)
+    max_throughput_deviation: float | None = Field(default=None, ge=0)
+    min_stage_conversion: float | None = Field(default=None, ge=0, le=1)
+    min_win_rate: float | None = Field(default=None, ge=0, le=1)
+
+
+class Manager(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128)
+    team: str = Field(default="", max_length=64)
+    kpi: KpiTargets = KpiTargets()
+
+
+_config_file: ContextVar[Path | None] = ContextVar("salespulse_config_file", default=None)
+
+
+class Settings(BaseSettings):
+    """Everything a salespulse process needs to know, read once at start."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        env_prefix="SALESPULSE_",
+        env_nested_delimiter="__",
+    )
+
+    # Operation
+    broker: str | None = Field(
+        default=None, description="kafka://host:port[;host:port]; unset = embedded broker"
+    )
+    metrics_port: int = Field(default=9820, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"
+    config: Path | None = Field(default=None, description="TOML file with the company model")
+    app_id: str = Field(default="salespulse", pattern=r"^[A-Za-z0-9._-]+$")
+    partitions: int = Field(default=4, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1)
+    topic_deals: str = "crm.deals"
+    topic_tasks: str = "crm.tasks"
+    topic_calls: str = "crm.calls"
+    topic_dead_letter: str = "crm.dead-letter"
+    session_timeout_seconds: float = Field(default=30.0, gt=0)
+    heartbeat_interval_seconds: float = Field(default=3.0, gt=0)
+    batch_max_events: int = Field(default=2000, ge=1)
+    batch_max_seconds: float = Field(default=0.1, gt=0)
+    log_level: str = "info"
+
+    # Event time
+    timezone: str = "UTC"
+    grace_period_seconds: float = Field(default=86400.0, ge=0)
+    dedupe_horizon_days: int = Field(default=7, ge=1, le=366)
+    max_future_skew_seconds: float = Field(default=86400.0, ge=0)
+
+    # The company
+    pipelines: dict[str, Pipeline] = Field(default_factory=lambda: {"default": Pipeline()})
+    managers: dict[str, Manager] = Field(default_factory=dict)
+    kpi: KpiTargets = KpiTargets()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith("kafka://"):
+            raise ValueError("broker must look like kafka://host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _heartbeat_below_session(self) -> Settings:
+        if self.heartbeat_interval_seconds >= self.session_timeout_seconds:
+            raise ValueError("heartbeat_interval_seconds must be below session_timeout_seconds")
+        if self.grace_period_seconds > self.dedupe_horizon_days * 86400:
+            raise ValueError("grace_period_seconds must not exceed dedupe_horizon_days")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def source_topics(self) -> tuple[str, str, str]:
+        return (self.topic_deals, self.topic_tasks, self.topic_calls)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file.get()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings from flags (*overrides*), environment and the TOML file.
+
+    Flags given as None count as not given, so argparse defaults never mask
+    the environment.
+    """
+    flags = {key: value for key, value in overrides.items() if value is not None}
+    path_text = flags.get("config") or os.environ.get("SALESPULSE_CONFIG") or None
+    path = Path(path_text) if path_text else None
+    if path is not None and not path.is_file():
+        raise ConfigurationError(f"configuration file {path} does not exist")
+    token = _config_file.set(path)
+    try:
+        if path is not None:
+            flags["config"] = path
+        return Settings(**flags)
+    except ValidationError as exc:
+        raise ConfigurationError(_describe(exc, path)) from None
+    except ValueError as exc:  # TOML syntax errors surface as ValueError subclasses
+        raise ConfigurationError(f"configuration file {path}: {exc}") from None
+    finally:
+        _config_file.reset(token)
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    where = f"configuration file {path}" if path else "configuration"
+    lines = [f"{where} (or SALESPULSE_* environment, or flags) is invalid:"]
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        lines.append(f"  {field}: {error['msg']}")
+    return "\n".join(lines)

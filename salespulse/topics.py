@@ -1,0 +1,68 @@
+"""Making sure the CRM and dead-letter topics exist before consuming.
+
+Faust creates its own changelog topics, but not the source topics; a worker
+that starts before any producer must not fail, so it creates them with the
+configured partition count. Broker trouble at start gets a clear message and
+retries, not a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from salespulse.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker did not answer within the start-up deadline."""
+
+
+def bootstrap_servers(broker: str) -> list[str]:
+    """``kafka://h1:p1;h2:p2`` (or comma separated) -> ``["h1:p1", "h2:p2"]``."""
+    hosts = broker.removeprefix("kafka://")
+    return [host.strip() for host in hosts.replace(";", ",").split(",") if host.strip()]
+
+
+async def ensure_topics(settings: Settings, *, deadline_seconds: float = 60.0) -> None:
+    assert settings.broker, "the broker is resolved before topics are created"
+    wanted = [*settings.source_topics, settings.topic_dead_letter]
+    deadline = time.monotonic() + deadline_seconds
+    attempt = 0
+    while True:
+        attempt += 1
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap_servers(settings.broker), request_timeout_ms=10000
+        )
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [name for name in wanted if name not in existing]
+            if missing:
+                try:
+                    await admin.create_topics(
+                        [
+                            NewTopic(name, settings.partitions, settings.replication_factor)
+                            for name in missing
+                        ]
+                    )
+                except TopicAlreadyExistsError:
+                    pass  # another worker created them first
+            return
+        except (KafkaError, OSError) as exc:
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(
+                    f"broker {settings.broker} did not answer for {deadline_seconds:.0f}s: {exc}"
+                ) from None
+            log.warning(
+                "broker %s not reachable yet (attempt %d: %s); retrying", settings.broker, attempt, exc
+            )
+            await asyncio.sleep(min(5.0, 0.5 * attempt))
+        finally:
+            await admin.close()

@@ -1,0 +1,42 @@
+"""Running one processing worker, with or without an embedded broker."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from metrics.collector import StateCollector
+from metrics.server import MetricsServer
+from salespulse.broker import broker_url
+from salespulse.settings import Settings
+from salespulse.topics import BrokerUnavailable, ensure_topics
+from streams.app import build_app
+
+
+def run_worker(settings: Settings) -> int:
+    """Block until the worker stops (Ctrl-C, SIGTERM); returns the exit code."""
+    with broker_url(settings.broker) as url:
+        return _run(settings.model_copy(update={"broker": url}))
+
+
+def _run(settings: Settings) -> int:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(ensure_topics(settings))
+    except BrokerUnavailable as exc:
+        print(f"salespulse: {exc}", file=sys.stderr)
+        return 1
+    runtime = build_app(settings)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StateCollector(runtime.records, settings.zone))
+    server = MetricsServer(registry, runtime.ready, settings.metrics_host, settings.metrics_port)
+    worker = faust.Worker(runtime.app, server, loglevel=settings.log_level, loop=loop)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0) if isinstance(exc.code, int | None) else 1
+    return 0

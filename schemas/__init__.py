@@ -1,0 +1,1 @@
+"""The event contract: pydantic models and the JSON Schemas exported from them."""

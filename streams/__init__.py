@@ -1,0 +1,1 @@
+"""The stream processor: Faust app, topics, agents and per-manager state."""

@@ -1,0 +1,128 @@
+"""The Faust application: one agent per CRM topic, one changelog-backed state table.
+
+Agents take events in batches. A batch is decoded, validated and applied to
+in-memory records; rejected messages are dead-lettered and acknowledged by
+the broker; then every record the batch touched is written to the changelog
+once and acknowledged (see streams.changelog). Only then are the batch's
+offsets acknowledged to Faust, so committed offsets never run ahead of the
+state. Records also remember the offsets they absorbed, so state that runs
+ahead of committed offsets is never applied twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from salespulse.settings import Settings
+from streams.changelog import ChangelogWriter
+from streams.deadletter import publish_dead_letters
+from streams.processor import Processor, RawMessage
+from streams.state import Record
+from streams.store import StateStore
+
+log = logging.getLogger(__name__)
+
+STATE_TABLE = "state"
+
+
+@dataclass
+class Runtime:
+    """What the metrics endpoint needs to see of a running worker."""
+
+    app: faust.App
+    settings: Settings
+    table: Any
+    store: StateStore
+    changelog: ChangelogWriter
+    batches: int = field(default=0)
+
+    def active_partitions(self) -> set[int]:
+        actives: set[TP] = self.app.assignor.assigned_actives()
+        return {tp.partition for tp in actives if tp.topic == self.settings.topic_deals}
+
+    def ready(self) -> bool:
+        recovery = self.app.tables.recovery
+        return bool(
+            recovery.completed.is_set() and not self.app.in_recovery and not self.app.rebalancing
+        )
+
+    def records(self) -> list[Record]:
+        """State of the actively owned partitions; nothing while state is being restored."""
+        if self.app.in_recovery:
+            return []
+        return [record for _, record in self.store.items_in(self.active_partitions())]
+
+
+def build_app(settings: Settings) -> Runtime:
+    assert settings.broker, "the broker is resolved before the app is built"
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker,
+        store="memory://",
+        web_enabled=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=settings.heartbeat_interval_seconds,
+        producer_acks=-1,
+        table_cleanup_interval=3600.0,
+    )
+    table = app.Table(
+        STATE_TABLE,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+        help="salespulse state: managers, dedupe memory, rejections",
+    )
+
+    store = StateStore(table.data.data)
+    changelog = ChangelogWriter(
+        store, topic=lambda: table.changelog_topic.get_topic_name(), send=app.producer.send
+    )
+    runtime = Runtime(app=app, settings=settings, table=table, store=store, changelog=changelog)
+    processor = Processor(settings, store)
+
+    for topic_name in settings.source_topics:
+        _register_agent(app, runtime, processor, topic_name)
+    return runtime
+
+
+def _register_agent(app: faust.App, runtime: Runtime, processor: Processor, name: str) -> None:
+    settings = runtime.settings
+    topic = app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    changelog = runtime.changelog
+    producer_send = app.producer.send
+
+    async def consume(stream: Any) -> None:
+        async for events in stream.take_events(
+            settings.batch_max_events, within=settings.batch_max_seconds
+        ):
+            messages = [
+                RawMessage(
+                    event.message.partition,
+                    event.message.offset,
+                    event.message.key,
+                    event.message.value,
+                )
+                for event in events
+            ]
+            dead = processor.process(name, messages)
+            if dead:
+                await publish_dead_letters(producer_send, settings.topic_dead_letter, dead)
+            await changelog.write()
+            runtime.batches += 1
+
+    app.agent(topic, name=f"salespulse.consume.{name}")(consume)

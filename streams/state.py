@@ -1,0 +1,193 @@
+"""The records that make up salespulse's state, and their changelog encoding.
+
+All state lives in one changelog-backed table whose keys say what a record
+is and which partition it belongs to:
+
+- ``m|<partition>|<manager>``: a manager's counters, open calendar periods,
+  deals, and the offset of the last source message applied per topic;
+- ``s|<partition>|<manager>|<day>``: event ids seen for that manager on one
+  local day (dedupe memory, expired by event time);
+- ``r|<partition>|<topic>``: messages of one source partition that were
+  rejected before a manager could be known.
+
+Every record carries the source offsets it has absorbed, so a message that is
+delivered again after a crash is recognised and skipped: updates are
+idempotent by construction, whatever Faust did or did not commit. One record
+per manager holds everything a manager's numbers depend on, so a manager's
+state is always written atomically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+SEP = "\x1f"
+
+# A counter or gauge cell: the metric's short name followed by its label values.
+CellKey = tuple[str, ...]
+
+
+@dataclass(slots=True)
+class DealState:
+    """What salespulse remembers of one deal until it is closed and expired."""
+
+    pipeline: str
+    product: str = ""
+    channel: str = ""
+    segment: str = ""
+    amount: float | None = None
+    created: bool = False
+    outcome: str | None = None
+    closed_day: int | None = None
+
+    def to_list(self) -> list[Any]:
+        return [
+            self.pipeline,
+            self.product,
+            self.channel,
+            self.segment,
+            self.amount,
+            self.created,
+            self.outcome,
+            self.closed_day,
+        ]
+
+    @classmethod
+    def from_list(cls, items: list[Any]) -> DealState:
+        return cls(*items)
+
+
+@dataclass(slots=True)
+class OpenPeriod:
+    """A calendar period that can still change: its end and its gauge cells."""
+
+    end: float  # epoch seconds, exclusive
+    cells: dict[CellKey, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ManagerState:
+    manager_id: str
+    partition: int
+    offsets: dict[str, int] = field(default_factory=dict)
+    watermark: float = float("-inf")  # newest event time applied, epoch seconds
+    counters: dict[CellKey, float] = field(default_factory=dict)
+    periods: dict[str, OpenPeriod] = field(default_factory=dict)
+    deals: dict[str, DealState] = field(default_factory=dict)
+    seen_days: list[int] = field(default_factory=list)  # live dedupe buckets
+
+    def add(self, cell: CellKey, amount: float = 1.0) -> None:
+        counters = self.counters
+        counters[cell] = counters.get(cell, 0.0) + amount
+
+
+@dataclass(slots=True)
+class SeenIds:
+    """Event ids of one manager and local day, each with the message it came in.
+
+    The origin (offset and topic) tells a redelivery of the same message, which
+    is not a duplicate, from a second message carrying the same id, which is.
+    """
+
+    ids: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RejectedState:
+    topic: str
+    partition: int
+    offset: int = -1
+    counters: dict[CellKey, float] = field(default_factory=dict)
+
+
+Record = ManagerState | SeenIds | RejectedState
+RECORD_KINDS = (b"m", b"s", b"r")
+
+
+def manager_key(partition: int, manager_id: str) -> bytes:
+    return f"m{SEP}{partition}{SEP}{manager_id}".encode()
+
+
+def seen_key(partition: int, manager_id: str, day: int) -> bytes:
+    return f"s{SEP}{partition}{SEP}{manager_id}{SEP}{day}".encode()
+
+
+def rejected_key(partition: int, topic: str) -> bytes:
+    return f"r{SEP}{partition}{SEP}{topic}".encode()
+
+
+def marker_key(partition: int) -> bytes:
+    """Key of the end-of-write marker (a tombstone, so it never stays in the table)."""
+    return f"x{SEP}{partition}".encode()
+
+
+def partition_of_key(key: bytes) -> int:
+    return int(key.split(SEP.encode(), 2)[1])
+
+
+def _cells_out(cells: dict[CellKey, float]) -> list[list[Any]]:
+    return [[*cell, value] for cell, value in cells.items()]
+
+
+def _cells_in(rows: list[list[Any]]) -> dict[CellKey, float]:
+    return {tuple(row[:-1]): float(row[-1]) for row in rows}
+
+
+def encode(record: Record) -> bytes:
+    """Changelog bytes of a record; compact, versioned, order-independent."""
+    body: dict[str, Any]
+    if isinstance(record, ManagerState):
+        body = {
+            "k": "m",
+            "id": record.manager_id,
+            "p": record.partition,
+            "o": record.offsets,
+            "w": record.watermark if record.watermark != float("-inf") else None,
+            "c": _cells_out(record.counters),
+            "P": {key: [p.end, _cells_out(p.cells)] for key, p in record.periods.items()},
+            "d": {deal_id: deal.to_list() for deal_id, deal in record.deals.items()},
+            "s": record.seen_days,
+        }
+    elif isinstance(record, SeenIds):
+        body = {"k": "s", "i": record.ids}
+    else:
+        body = {
+            "k": "r",
+            "t": record.topic,
+            "p": record.partition,
+            "o": record.offset,
+            "c": _cells_out(record.counters),
+        }
+    body["v"] = 1
+    return orjson.dumps(body)
+
+
+def decode(raw: bytes) -> Record:
+    body = orjson.loads(raw)
+    kind = body["k"]
+    if kind == "m":
+        return ManagerState(
+            manager_id=body["id"],
+            partition=body["p"],
+            offsets=body["o"],
+            watermark=body["w"] if body["w"] is not None else float("-inf"),
+            counters=_cells_in(body["c"]),
+            periods={
+                key: OpenPeriod(end, _cells_in(cells)) for key, (end, cells) in body["P"].items()
+            },
+            deals={deal_id: DealState.from_list(items) for deal_id, items in body["d"].items()},
+            seen_days=body["s"],
+        )
+    if kind == "s":
+        return SeenIds(ids=body["i"])
+    if kind == "r":
+        return RejectedState(
+            topic=body["t"],
+            partition=body["p"],
+            offset=body["o"],
+            counters=_cells_in(body["c"]),
+        )
+    raise ValueError(f"unknown state record kind {kind!r}")
