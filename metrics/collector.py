@@ -122,7 +122,7 @@ class StateCollector(Collector):
         }
         processor_cells: dict[CellKey, float] = {}
         now = self._clock()
-        current = {window: period_of(now, window, self._zone).key for window in WINDOWS}
+        current: dict[str, str] = {window: period_of(now, window, self._zone).key for window in WINDOWS}
 
         for record in self._records():
             if isinstance(record, ManagerState):

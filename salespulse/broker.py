@@ -79,7 +79,14 @@ class EmbeddedBroker:
         output = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
         try:
             self.process = subprocess.Popen(
-                [binary, "broker", "--listener-url", listener, "--advertised-listener-url", listener],
+                [
+                    binary,
+                    "broker",
+                    "--listener-url",
+                    listener,
+                    "--advertised-listener-url",
+                    listener,
+                ],
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -158,8 +158,7 @@ def _demo(args: argparse.Namespace) -> int:
                     f"  broker (embedded)  {broker.url}",
                     f"  metrics            http://localhost:{port}/metrics",
                     f"  health             http://localhost:{port}/readyz",
-                    "  simulated floor    20 managers, 9-stage funnel, "
-                    f"{args.rate:g} events/s",
+                    f"  simulated floor    20 managers, 9-stage funnel, {args.rate:g} events/s",
                     "  Ctrl-C stops everything.",
                     "",
                 ]

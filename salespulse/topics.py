@@ -9,6 +9,7 @@ retries, not a traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -20,7 +21,7 @@ from salespulse.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class BrokerUnavailable(RuntimeError):
+class BrokerUnavailableError(RuntimeError):
     """The broker did not answer within the start-up deadline."""
 
 
@@ -45,23 +46,24 @@ async def ensure_topics(settings: Settings, *, deadline_seconds: float = 60.0) -
             existing = set(await admin.list_topics())
             missing = [name for name in wanted if name not in existing]
             if missing:
-                try:
+                with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
                     await admin.create_topics(
                         [
                             NewTopic(name, settings.partitions, settings.replication_factor)
                             for name in missing
                         ]
                     )
-                except TopicAlreadyExistsError:
-                    pass  # another worker created them first
             return
         except (KafkaError, OSError) as exc:
             if time.monotonic() > deadline:
-                raise BrokerUnavailable(
+                raise BrokerUnavailableError(
                     f"broker {settings.broker} did not answer for {deadline_seconds:.0f}s: {exc}"
                 ) from None
             log.warning(
-                "broker %s not reachable yet (attempt %d: %s); retrying", settings.broker, attempt, exc
+                "broker %s not reachable yet (attempt %d: %s); retrying",
+                settings.broker,
+                attempt,
+                exc,
             )
             await asyncio.sleep(min(5.0, 0.5 * attempt))
         finally:

@@ -12,7 +12,7 @@ from metrics.collector import StateCollector
 from metrics.server import MetricsServer
 from salespulse.broker import broker_url
 from salespulse.settings import Settings
-from salespulse.topics import BrokerUnavailable, ensure_topics
+from salespulse.topics import BrokerUnavailableError, ensure_topics
 from streams.app import build_app
 
 
@@ -27,7 +27,7 @@ def _run(settings: Settings) -> int:
     asyncio.set_event_loop(loop)
     try:
         loop.run_until_complete(ensure_topics(settings))
-    except BrokerUnavailable as exc:
+    except BrokerUnavailableError as exc:
         print(f"salespulse: {exc}", file=sys.stderr)
         return 1
     runtime = build_app(settings)

@@ -46,7 +46,8 @@ class Runtime:
         return {tp.partition for tp in actives if tp.topic == self.settings.topic_deals}
 
     def ready(self) -> bool:
-        recovery = self.app.tables.recovery
+        tables: Any = self.app.tables  # the recovery service is not on the public interface
+        recovery = tables.recovery
         return bool(
             recovery.completed.is_set() and not self.app.in_recovery and not self.app.rebalancing
         )
@@ -81,7 +82,8 @@ def build_app(settings: Settings) -> Runtime:
         help="salespulse state: managers, dedupe memory, rejections",
     )
 
-    store = StateStore(table.data.data)
+    memory_store: Any = table.data  # the in-memory store keeps a plain dict in .data
+    store = StateStore(memory_store.data)
     changelog = ChangelogWriter(
         store, topic=lambda: table.changelog_topic.get_topic_name(), send=app.producer.send
     )

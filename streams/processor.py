@@ -94,7 +94,9 @@ class Processor:
                 else:
                     self._accept(topic, message, result)
             except Exception as exc:  # a bug must cost one event, never the worker
-                log.exception("processing %s[%d]@%d failed", topic, message.partition, message.offset)
+                log.exception(
+                    "processing %s[%d]@%d failed", topic, message.partition, message.offset
+                )
                 failure = Rejection("processing_error", f"{type(exc).__name__}: {exc}")
                 self._reject(topic, message, failure, dead)
         return dead

@@ -30,7 +30,7 @@ class StateStore:
     def get(self, key: bytes) -> Record | None:
         value = self._data.get(key)
         if value is None or not isinstance(value, bytes | bytearray):
-            return value  # type: ignore[no-any-return]
+            return value
         record = decode(bytes(value))
         self._data[key] = record
         return record

@@ -141,14 +141,17 @@ def assert_worked_example(samples: Samples, events: int) -> None:
             == closed * AMOUNT
         )
         answered, seconds = CALLS[manager]
-        assert total(samples, "salespulse_calls_total", manager=manager, answered="true") == answered
+        assert (
+            total(samples, "salespulse_calls_total", manager=manager, answered="true") == answered
+        )
         assert total(samples, "salespulse_calls_total", manager=manager, answered="false") == 1
         assert (
             total(samples, "salespulse_call_duration_seconds_total", manager=manager)
             == answered * seconds
         )
         assert (
-            total(samples, "salespulse_period_calls", manager=manager, window="month") == answered + 1
+            total(samples, "salespulse_period_calls", manager=manager, window="month")
+            == answered + 1
         )
     assert total(samples, "salespulse_deals_closed_total", outcome="won") == 66
     assert total(samples, "salespulse_period_deals_closed", window="month", outcome="won") == 66

@@ -10,16 +10,16 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 
-def publish_raw(
-    bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes | None]]
-) -> int:
+def publish_raw(bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes | None]]) -> int:
     """Send (topic, key, value) triples in order and wait for every acknowledgement."""
 
     async def run() -> int:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
         await producer.start()
         try:
-            futures = [await producer.send(topic, value=value, key=key) for topic, key, value in messages]
+            futures = [
+                await producer.send(topic, value=value, key=key) for topic, key, value in messages
+            ]
             await asyncio.gather(*futures)
             return len(futures)
         finally:
