@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from streams.periods import WINDOWS, period_of
-from streams.state import CellKey, ManagerState, Record, RejectedState
+from streams.state import ManagerState, Record, RejectedState
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,56 +110,66 @@ class StateCollector(Collector):
         return []  # families depend on state; nothing to check at registration
 
     def collect(self) -> Iterator[Metric]:
-        counters = {
-            cell: CounterMetricFamily(f.name, f.documentation, labels=["manager", *f.labels])
-            for cell, f in MANAGER_COUNTERS.items()
-        }
-        gauges = {
-            cell: GaugeMetricFamily(
-                f.name, f.documentation, labels=["manager", "window", *f.labels]
-            )
-            for cell, (f, _) in PERIOD_GAUGES.items()
-        }
-        processor_cells: dict[CellKey, float] = {}
+        # Sum by label set: one manager may have records in two partitions (after
+        # a partition count change), and Prometheus must see one series.
+        counters: dict[str, dict[tuple[str, ...], float]] = {c: {} for c in MANAGER_COUNTERS}
+        gauges: dict[str, dict[tuple[str, ...], float]] = {c: {} for c in PERIOD_GAUGES}
+        processor: dict[str, dict[tuple[str, ...], float]] = {c: {} for c in PROCESSOR_COUNTERS}
         now = self._clock()
-        current: dict[str, str] = {window: period_of(now, window, self._zone).key for window in WINDOWS}
+        current = [(window, period_of(now, window, self._zone).key) for window in WINDOWS]
 
         for record in self._records():
             if isinstance(record, ManagerState):
-                self._manager(record, counters, gauges, current, processor_cells)
+                manager = record.manager_id
+                for cell, value in record.counters.items():
+                    name = cell[0]
+                    if name in counters:
+                        _add(counters[name], (manager, *cell[1:]), value)
+                    elif name in processor:
+                        _add(processor[name], cell[1:], value)
+                for window, key in current:
+                    period = record.periods.get(key)
+                    cells = period.cells if period is not None else {}
+                    for name, (_, label_sets) in PERIOD_GAUGES.items():
+                        for labels in label_sets:
+                            value = cells.get((name, *labels), 0.0)
+                            _add(gauges[name], (manager, window, *labels), value)
             elif isinstance(record, RejectedState):
                 for cell, value in record.counters.items():
-                    processor_cells[cell] = processor_cells.get(cell, 0.0) + value
+                    if cell[0] in processor:
+                        _add(processor[cell[0]], cell[1:], value)
 
-        yield from counters.values()
-        yield from gauges.values()
-        processor = {
-            cell: CounterMetricFamily(f.name, f.documentation, labels=list(f.labels))
-            for cell, f in PROCESSOR_COUNTERS.items()
-        }
-        for cell, value in sorted(processor_cells.items()):
-            processor[cell[0]].add_metric(list(cell[1:]), value)
-        yield from processor.values()
+        for name, series in counters.items():
+            spec = MANAGER_COUNTERS[name]
+            yield _family(
+                CounterMetricFamily(
+                    spec.name, spec.documentation, labels=["manager", *spec.labels]
+                ),
+                series,
+            )
+        for name, series in gauges.items():
+            spec = PERIOD_GAUGES[name][0]
+            yield _family(
+                GaugeMetricFamily(
+                    spec.name, spec.documentation, labels=["manager", "window", *spec.labels]
+                ),
+                series,
+            )
+        for name, series in processor.items():
+            spec = PROCESSOR_COUNTERS[name]
+            yield _family(
+                CounterMetricFamily(spec.name, spec.documentation, labels=list(spec.labels)),
+                series,
+            )
 
-    @staticmethod
-    def _manager(
-        record: ManagerState,
-        counters: dict[str, CounterMetricFamily],
-        gauges: dict[str, GaugeMetricFamily],
-        current: dict[str, str],
-        processor_cells: dict[CellKey, float],
-    ) -> None:
-        manager = record.manager_id
-        for cell, value in record.counters.items():
-            family = counters.get(cell[0])
-            if family is not None:
-                family.add_metric([manager, *cell[1:]], value)
-            elif cell[0] in PROCESSOR_COUNTERS:
-                processor_cells[cell] = processor_cells.get(cell, 0.0) + value
-        for window, key in current.items():
-            period = record.periods.get(key)
-            cells = period.cells if period is not None else {}
-            for name, (_, label_sets) in PERIOD_GAUGES.items():
-                for labels in label_sets:
-                    value = cells.get((name, *labels), 0.0)
-                    gauges[name].add_metric([manager, window, *labels], value)
+
+def _add(series: dict[tuple[str, ...], float], labels: tuple[str, ...], value: float) -> None:
+    series[labels] = series.get(labels, 0.0) + value
+
+
+def _family(
+    family: CounterMetricFamily | GaugeMetricFamily, series: dict[tuple[str, ...], float]
+) -> Metric:
+    for labels, value in sorted(series.items()):
+        family.add_metric(list(labels), value)
+    return family

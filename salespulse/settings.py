@@ -210,8 +210,13 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**flags)
     except ValidationError as exc:
         raise ConfigurationError(_describe(exc, path)) from None
-    except ValueError as exc:  # TOML syntax errors surface as ValueError subclasses
-        raise ConfigurationError(f"configuration file {path}: {exc}") from None
+    except ValueError as exc:  # TOML syntax, or an environment value that is not JSON
+        where = (
+            f"configuration file {path} (or SALESPULSE_* environment)"
+            if path
+            else ("SALESPULSE_* environment")
+        )
+        raise ConfigurationError(f"{where}: {exc}") from None
     finally:
         _config_file.reset(token)
 

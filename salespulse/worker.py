@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 
 import faust
@@ -22,7 +23,24 @@ def run_worker(settings: Settings) -> int:
         return _run(settings.model_copy(update={"broker": url}))
 
 
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def _run(settings: Settings) -> int:
+    if not _port_free(settings.metrics_host, settings.metrics_port):
+        print(
+            f"salespulse: port {settings.metrics_port} on {settings.metrics_host} is in use; "
+            "choose another with --metrics-port or SALESPULSE_METRICS_PORT",
+            file=sys.stderr,
+        )
+        return 1
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:

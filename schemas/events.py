@@ -20,15 +20,18 @@ from pydantic import (
     model_validator,
 )
 
-# Identifiers end up in logs, headers and dedupe keys: printable text only.
-_PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+# Identifiers end up in logs, headers and dedupe keys: printable text only (no C0/C1
+# control characters), and at least one character that is not white space.
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+_PRINTABLE = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
 
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_PRINTABLE)]
 ManagerId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_PRINTABLE)]
 EntityId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_PRINTABLE)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_PRINTABLE)]
-OptionalLabel = Annotated[str, StringConstraints(max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")]
-Money = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+OptionalLabel = Annotated[str, StringConstraints(max_length=64, pattern=rf"^[^{_CONTROL}]*$")]
+# A trillion-scale cap keeps sums of amounts finite and catches unit mistakes (cents * 1e6).
+Money = Annotated[float, Field(ge=0, le=1e15, allow_inf_nan=False)]
 Seconds = Annotated[float, Field(ge=0, le=7 * 86400, allow_inf_nan=False)]
 
 EARLIEST_EVENT_TIME = datetime.fromisoformat("2000-01-01T00:00:00+00:00")

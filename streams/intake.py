@@ -107,7 +107,14 @@ def parse_event(
             f"not the {topic_family} topic",
             event.type,
         )
-    if key is not None and key != event.manager_id.encode():
+    if key is None:
+        return Rejection(
+            "key_mismatch",
+            f"the message has no key; it must be the manager_id {event.manager_id!r} "
+            "so all of a manager's events share a partition",
+            event.type,
+        )
+    if key != event.manager_id.encode():
         shown = key[:80].decode("utf-8", "replace")
         return Rejection(
             "key_mismatch",
@@ -115,7 +122,11 @@ def parse_event(
             "the key must be the manager_id so all of a manager's events share a partition",
             event.type,
         )
-    if event.occurred_at.astimezone(UTC) > now + max_future_skew:
+    try:
+        too_far = event.occurred_at.astimezone(UTC) > now + max_future_skew
+    except OverflowError:  # beyond year 9999 once converted to UTC
+        too_far = True
+    if too_far:
         return Rejection(
             "out_of_range",
             f"occurred_at {event.occurred_at.isoformat()} is further in the future "

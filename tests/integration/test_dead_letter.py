@@ -11,7 +11,7 @@ from salespulse.broker import EmbeddedBroker
 from tests.support.kafka import publish_events, publish_raw, read_topic
 from tests.support.polling import wait_for
 from tests.support.processes import WorkerProcess
-from tests.support.scrape import scrape, total
+from tests.support.scrape import Samples, scrape, total
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +47,7 @@ def test_rejected_messages_reach_the_dead_letter_topic_with_reason_and_origin(
     publish_raw(broker.bootstrap, [("crm.calls", b"m-1", raw) for raw, _ in bad])
     publish_events(broker.bootstrap, [("crm.calls", good)])
 
-    def settled() -> dict | None:
+    def settled() -> Samples | None:
         samples = scrape(worker.metrics_port)
         return samples if total(samples, "salespulse_events_total") >= len(bad) + 1 else None
 
@@ -69,4 +69,5 @@ def test_rejected_messages_reach_the_dead_letter_topic_with_reason_and_origin(
         assert headers["origin.topic"] == b"crm.calls"
         assert int(headers["origin.partition"]) >= 0
         assert int(headers["origin.offset"]) >= 0
-    assert worker.process is not None and worker.process.poll() is None
+    assert worker.process is not None
+    assert worker.process.poll() is None

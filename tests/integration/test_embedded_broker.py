@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 
 def children(pid: int) -> list[int]:
-    found = []
+    found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         text = (task / "children").read_text().split()
         found.extend(int(child) for child in text)
@@ -112,8 +112,9 @@ def test_demo_serves_per_manager_numbers_and_stops_everything(tmp_path: Path) ->
         demo.send_signal(signal.SIGINT)
         demo.wait(60)
         assert demo.returncode == 0, (tmp_path / "demo.log").read_text()[-2000:]
-        for pid in spawned:
-            wait_for(lambda pid=pid: not alive(pid), timeout=15, what=f"demo child {pid} gone")
+        wait_for(
+            lambda: not any(alive(pid) for pid in spawned), timeout=15, what="demo children gone"
+        )
     finally:
         if demo.poll() is None:
             demo.kill()
