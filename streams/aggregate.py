@@ -46,29 +46,36 @@ class Aggregator:
                 )
         return None
 
-    def is_late(self, state: ManagerState, occurred_at: datetime) -> bool:
-        """Late: the event's day closed (end + grace) before the manager's newest event."""
-        day = periods_of(occurred_at, self.zone)[0]
-        return day.end.timestamp() + self.grace <= state.watermark
+    def apply(self, state: ManagerState, event: Event) -> bool:
+        """Update all-history counters always, and the periods that are still open.
 
-    def apply(self, state: ManagerState, event: Event) -> None:
-        """Update all-history counters always, and the periods that are still open."""
-        open_periods = self._open_periods(state, event.occurred_at)
+        Returns whether the event was late: its day had closed (end + grace)
+        before the manager's newest event.
+        """
+        periods = periods_of(event.occurred_at, self.zone)
+        watermark = state.watermark
+        late = periods[0].end_epoch + self.grace <= watermark
+        open_periods = self._open_periods(state, periods)
         if isinstance(event, DealCreated):
             self._deal_created(state, event, open_periods)
         elif isinstance(event, DealStageChanged):
             self._deal_stage_changed(state, event, open_periods)
         elif isinstance(event, CallEnded):
             self._call_ended(state, event, open_periods)
-        state.watermark = max(state.watermark, event.occurred_at.timestamp())
-        self._expire(state)
+        occurred = event.occurred_at.timestamp()
+        if occurred > watermark:
+            state.watermark = occurred
+            self._expire_periods(state)
+            if watermark == float("-inf") or int(occurred // 3600) != int(watermark // 3600):
+                self._expire_deals(state)  # hourly is enough for a retention counted in days
+        return late
 
     # -- periods ---------------------------------------------------------------
 
-    def _open_periods(self, state: ManagerState, occurred_at: datetime) -> list[OpenPeriod]:
+    def _open_periods(self, state: ManagerState, periods: tuple[Period, ...]) -> list[OpenPeriod]:
         found = []
-        for period in periods_of(occurred_at, self.zone):
-            end = period.end.timestamp()
+        for period in periods:
+            end = period.end_epoch
             if end + self.grace <= state.watermark:
                 continue  # closed: the event still counts in the all-history counters
             found.append(self._period(state, period, end))
@@ -87,12 +94,16 @@ class Aggregator:
         for period in periods:
             period.cells[cell] = period.cells.get(cell, 0.0) + amount
 
-    def _expire(self, state: ManagerState) -> None:
-        """Forget closed periods and long-closed deals: memory stays bounded."""
+    def _expire_periods(self, state: ManagerState) -> None:
+        """Forget closed periods: memory stays bounded."""
         watermark = state.watermark
         closed = [key for key, p in state.periods.items() if p.end + self.grace <= watermark]
         for key in closed:
             del state.periods[key]
+
+    def _expire_deals(self, state: ManagerState) -> None:
+        """Forget deals closed longer ago than the retention: memory stays bounded."""
+        watermark = state.watermark
         if state.deals:
             newest_day = datetime.fromtimestamp(watermark, self.zone).date().toordinal()
             cutoff = newest_day - self.deal_retention_days

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -22,6 +23,10 @@ class Period:
     key: str  # e.g. "day:2026-11-23", "week:2026-W48", "month:2026-11"
     start: datetime  # aware, in the company zone
     end: datetime  # exclusive
+
+    @property
+    def end_epoch(self) -> float:
+        return self.end.timestamp()
 
 
 def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
@@ -50,11 +55,17 @@ def period_of(moment: datetime, window: Window, zone: ZoneInfo) -> Period:
 
 
 def periods_of(moment: datetime, zone: ZoneInfo) -> tuple[Period, Period, Period]:
-    """Day, week and month containing *moment*."""
+    """Day, week and month containing *moment*; cached per local day (a hot path)."""
+    return _periods_of_day(moment.astimezone(zone).date(), zone)
+
+
+@lru_cache(maxsize=4096)
+def _periods_of_day(day: date, zone: ZoneInfo) -> tuple[Period, Period, Period]:
+    noon = datetime(day.year, day.month, day.day, 12, tzinfo=zone)
     return (
-        period_of(moment, "day", zone),
-        period_of(moment, "week", zone),
-        period_of(moment, "month", zone),
+        period_of(noon, "day", zone),
+        period_of(noon, "week", zone),
+        period_of(noon, "month", zone),
     )
 
 

@@ -138,8 +138,7 @@ class Processor:
             outcome = "duplicate"
         else:
             self._remember(state, event, origin)
-            outcome = "late" if self.aggregator.is_late(state, event.occurred_at) else "processed"
-            self.aggregator.apply(state, event)
+            outcome = "late" if self.aggregator.apply(state, event) else "processed"
             self._expire_seen(state)
         state.add(("events_total", topic, event.type, outcome))
         state.offsets[topic] = message.offset
