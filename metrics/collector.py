@@ -11,13 +11,22 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
+from metrics.config_metrics import config_families
+from salespulse.settings import Settings
+from streams.buckets import HISTOGRAM_BUCKETS
 from streams.periods import WINDOWS, period_of
 from streams.state import ManagerState, Record, RejectedState
+
+Series = dict[tuple[str, ...], float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +51,37 @@ MANAGER_COUNTERS: dict[str, Family] = {
         "Sum of the amount of won deals.",
         ("pipeline", "product", "channel"),
     ),
+    "funnel_stage_reached_total": Family(
+        "salespulse_funnel_stage_reached",
+        "Deals reaching a stage, once per deal and stage; skipped stages count as passed.",
+        ("pipeline", "stage", "product", "channel"),
+    ),
+    "segment_deals_closed_total": Family(
+        "salespulse_segment_deals_closed",
+        "Deals closed, by market segment.",
+        ("pipeline", "segment", "outcome"),
+    ),
+    "segment_won_amount_total": Family(
+        "salespulse_segment_won_amount",
+        "Sum of the amount of won deals, by market segment.",
+        ("pipeline", "segment"),
+    ),
+    "tasks_created_total": Family("salespulse_tasks_created", "Tasks created.", ("task_type",)),
+    "tasks_completed_total": Family(
+        "salespulse_tasks_completed",
+        "Tasks completed; on_time is false when completed after due_at.",
+        ("task_type", "on_time"),
+    ),
+    "tasks_overdue_total": Family(
+        "salespulse_tasks_overdue",
+        "Tasks that passed due_at uncompleted, once per task.",
+        ("task_type",),
+    ),
+    "regulation_checks_total": Family(
+        "salespulse_regulation_checks",
+        "Stage regulations (a task of the required type, due in time) met or missed.",
+        ("pipeline", "stage", "result"),
+    ),
     "calls_total": Family("salespulse_calls", "Calls ended.", ("direction", "answered")),
     "call_duration_seconds_total": Family(
         "salespulse_call_duration_seconds", "Talk time of answered calls.", ("direction",)
@@ -60,51 +100,113 @@ PROCESSOR_COUNTERS: dict[str, Family] = {
         "Messages sent to the dead-letter topic, by reason.",
         ("topic", "reason"),
     ),
+    "label_overflow_total": Family(
+        "salespulse_label_overflow",
+        "Label values reported as 'other' because their label reached its cap.",
+        ("label",),
+    ),
 }
 
-# Period cells -> gauge families; each label tuple lists the values always exported.
-PERIOD_GAUGES: dict[str, tuple[Family, tuple[tuple[str, ...], ...]]] = {
-    "deals_created": (
-        Family("salespulse_period_deals_created", "Deals created in the current period.", ()),
-        ((),),
+HISTOGRAMS: dict[str, Family] = {
+    "deal_stage_duration_seconds": Family(
+        "salespulse_deal_stage_duration_seconds",
+        "Time deals spent in a stage, observed when they leave it.",
+        ("pipeline", "stage"),
     ),
-    "deals_closed": (
-        Family(
-            "salespulse_period_deals_closed", "Deals closed in the current period.", ("outcome",)
-        ),
-        (("won",), ("lost",)),
+    "deal_sales_cycle_seconds": Family(
+        "salespulse_deal_sales_cycle_seconds",
+        "Time from creation to won, over won deals.",
+        ("pipeline",),
     ),
-    "won_amount": (
-        Family("salespulse_period_won_amount", "Amount of deals won in the current period.", ()),
-        ((),),
-    ),
-    "calls": (
-        Family("salespulse_period_calls", "Calls ended in the current period.", ("answered",)),
-        (("true",), ("false",)),
-    ),
-    "call_duration_seconds": (
-        Family(
-            "salespulse_period_call_duration_seconds",
-            "Talk time of answered calls in the current period.",
-            (),
-        ),
-        ((),),
+    "answered_call_duration_seconds": Family(
+        "salespulse_answered_call_duration_seconds",
+        "Length of answered calls.",
+        ("direction",),
     ),
 }
+
+# Period cells -> gauge families (labels after manager and window).
+PERIOD_GAUGES: dict[str, Family] = {
+    "deals_created": Family(
+        "salespulse_period_deals_created", "Deals created in the current period.", ()
+    ),
+    "deals_closed": Family(
+        "salespulse_period_deals_closed", "Deals closed in the current period.", ("outcome",)
+    ),
+    "won_amount": Family(
+        "salespulse_period_won_amount", "Amount of deals won in the current period.", ()
+    ),
+    "stage_reached": Family(
+        "salespulse_period_stage_reached",
+        "Deals reaching a stage in the current period, once per deal and stage.",
+        ("pipeline", "stage"),
+    ),
+    "tasks_due": Family(
+        "salespulse_period_tasks_due", "Tasks whose due_at falls in the current period.", ()
+    ),
+    "tasks_overdue": Family(
+        "salespulse_period_tasks_overdue",
+        "Tasks due in the current period that became overdue, once per task.",
+        (),
+    ),
+    "tasks_completed": Family(
+        "salespulse_period_tasks_completed",
+        "Tasks completed in the current period.",
+        ("on_time",),
+    ),
+    "regulation_checks": Family(
+        "salespulse_period_regulation_checks",
+        "Stage regulations of stages entered in the current period, met or missed.",
+        ("result",),
+    ),
+    "calls": Family("salespulse_period_calls", "Calls ended in the current period.", ("answered",)),
+    "call_duration_seconds": Family(
+        "salespulse_period_call_duration_seconds",
+        "Talk time of answered calls in the current period.",
+        (),
+    ),
+}
+
+OPEN_DEALS = Family(
+    "salespulse_open_deals", "Open deals by their current stage.", ("pipeline", "stage")
+)
+OPEN_TASKS = Family("salespulse_open_tasks", "Tasks created and not completed.", ())
+OPEN_TASKS_OVERDUE = Family("salespulse_open_tasks_overdue", "Open tasks past their due_at.", ())
+
+
+def period_label_sets(settings: Settings) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """Label values every manager exports for every window, zero when nothing happened."""
+    stages = tuple(
+        (name, stage) for name, pipeline in settings.pipelines.items() for stage in pipeline.stages
+    )
+    return {
+        "deals_created": ((),),
+        "deals_closed": (("won",), ("lost",)),
+        "won_amount": ((),),
+        "stage_reached": stages,
+        "tasks_due": ((),),
+        "tasks_overdue": ((),),
+        "tasks_completed": (("true",), ("false",)),
+        "regulation_checks": (("met",), ("missed",)),
+        "calls": (("true",), ("false",)),
+        "call_duration_seconds": ((),),
+    }
 
 
 class StateCollector(Collector):
-    """Renders state records into metric families on every scrape."""
+    """Renders state records, plus the configuration, into metric families on every scrape."""
 
     def __init__(
         self,
         records: Callable[[], Iterable[Record]],
-        zone: ZoneInfo,
+        settings: Settings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         self._records = records
-        self._zone = zone
+        self._settings = settings
+        self._zone = settings.zone
         self._clock = clock
+        self._label_sets = period_label_sets(settings)
 
     def describe(self) -> Iterable[Metric]:
         return []  # families depend on state; nothing to check at registration
@@ -112,28 +214,35 @@ class StateCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         # Sum by label set: one manager may have records in two partitions (after
         # a partition count change), and Prometheus must see one series.
-        counters: dict[str, dict[tuple[str, ...], float]] = {c: {} for c in MANAGER_COUNTERS}
-        gauges: dict[str, dict[tuple[str, ...], float]] = {c: {} for c in PERIOD_GAUGES}
-        processor: dict[str, dict[tuple[str, ...], float]] = {c: {} for c in PROCESSOR_COUNTERS}
+        counters: dict[str, Series] = {name: {} for name in MANAGER_COUNTERS}
+        gauges: dict[str, Series] = {name: {} for name in PERIOD_GAUGES}
+        processor: dict[str, Series] = {name: {} for name in PROCESSOR_COUNTERS}
+        histograms: dict[str, dict[tuple[str, ...], list[float]]] = {n: {} for n in HISTOGRAMS}
+        open_deals: Series = {}
+        open_tasks: Series = {}
+        open_overdue: Series = {}
+        seen_managers: set[str] = set()
         now = self._clock()
-        current = [(window, period_of(now, window, self._zone).key) for window in WINDOWS]
+        current: list[tuple[str, str]] = [
+            (window, period_of(now, window, self._zone).key) for window in WINDOWS
+        ]
 
         for record in self._records():
             if isinstance(record, ManagerState):
                 manager = record.manager_id
-                for cell, value in record.counters.items():
-                    name = cell[0]
-                    if name in counters:
-                        _add(counters[name], (manager, *cell[1:]), value)
-                    elif name in processor:
-                        _add(processor[name], cell[1:], value)
-                for window, key in current:
-                    period = record.periods.get(key)
-                    cells = period.cells if period is not None else {}
-                    for name, (_, label_sets) in PERIOD_GAUGES.items():
-                        for labels in label_sets:
-                            value = cells.get((name, *labels), 0.0)
-                            _add(gauges[name], (manager, window, *labels), value)
+                seen_managers.add(manager)
+                self._counters(record, counters, processor)
+                self._periods(record, current, gauges)
+                for key, values in record.histograms.items():
+                    target = histograms[key[0]].setdefault((manager, *key[1:]), [0.0] * len(values))
+                    for index, value in enumerate(values):
+                        target[index] += value
+                for deal in record.deals.values():
+                    if deal.outcome is None and deal.stage is not None:
+                        _add(open_deals, (manager, deal.pipeline, deal.stage), 1.0)
+                tasks_open = [task for task in record.tasks.values() if task.is_open]
+                _add(open_tasks, (manager,), float(len(tasks_open)))
+                _add(open_overdue, (manager,), float(sum(task.overdue for task in tasks_open)))
             elif isinstance(record, RejectedState):
                 for cell, value in record.counters.items():
                     if cell[0] in processor:
@@ -141,35 +250,74 @@ class StateCollector(Collector):
 
         for name, series in counters.items():
             spec = MANAGER_COUNTERS[name]
-            yield _family(
-                CounterMetricFamily(
-                    spec.name, spec.documentation, labels=["manager", *spec.labels]
-                ),
-                series,
-            )
+            yield _family(CounterMetricFamily, spec, ("manager", *spec.labels), series)
         for name, series in gauges.items():
-            spec = PERIOD_GAUGES[name][0]
-            yield _family(
-                GaugeMetricFamily(
-                    spec.name, spec.documentation, labels=["manager", "window", *spec.labels]
-                ),
-                series,
-            )
+            spec = PERIOD_GAUGES[name]
+            yield _family(GaugeMetricFamily, spec, ("manager", "window", *spec.labels), series)
         for name, series in processor.items():
             spec = PROCESSOR_COUNTERS[name]
-            yield _family(
-                CounterMetricFamily(spec.name, spec.documentation, labels=list(spec.labels)),
-                series,
-            )
+            yield _family(CounterMetricFamily, spec, spec.labels, series)
+        for name, buckets in histograms.items():
+            yield _histogram(HISTOGRAMS[name], HISTOGRAM_BUCKETS[name], buckets)
+        yield _family(GaugeMetricFamily, OPEN_DEALS, ("manager", *OPEN_DEALS.labels), open_deals)
+        yield _family(GaugeMetricFamily, OPEN_TASKS, ("manager",), open_tasks)
+        yield _family(GaugeMetricFamily, OPEN_TASKS_OVERDUE, ("manager",), open_overdue)
+        yield from config_families(self._settings, seen_managers)
+
+    @staticmethod
+    def _counters(
+        record: ManagerState, counters: dict[str, Series], processor: dict[str, Series]
+    ) -> None:
+        manager = record.manager_id
+        for cell, value in record.counters.items():
+            name = cell[0]
+            if name in counters:
+                _add(counters[name], (manager, *cell[1:]), value)
+            elif name in processor:
+                _add(processor[name], cell[1:], value)
+
+    def _periods(
+        self, record: ManagerState, current: list[tuple[str, str]], gauges: dict[str, Series]
+    ) -> None:
+        manager = record.manager_id
+        for window, key in current:
+            period = record.periods.get(key)
+            cells = period.cells if period is not None else {}
+            for name, label_sets in self._label_sets.items():
+                series = gauges[name]
+                for labels in label_sets:
+                    _add(series, (manager, window, *labels), cells.get((name, *labels), 0.0))
 
 
-def _add(series: dict[tuple[str, ...], float], labels: tuple[str, ...], value: float) -> None:
+def _add(series: Series, labels: tuple[str, ...], value: float) -> None:
     series[labels] = series.get(labels, 0.0) + value
 
 
 def _family(
-    family: CounterMetricFamily | GaugeMetricFamily, series: dict[tuple[str, ...], float]
+    kind: type[CounterMetricFamily] | type[GaugeMetricFamily],
+    spec: Family,
+    labels: tuple[str, ...],
+    series: Series,
 ) -> Metric:
-    for labels, value in sorted(series.items()):
-        family.add_metric(list(labels), value)
+    family = kind(spec.name, spec.documentation, labels=list(labels))
+    for values, value in sorted(series.items()):
+        family.add_metric(list(values), value)
     return family
+
+
+def _histogram(
+    spec: Family, bounds: tuple[float, ...], series: dict[tuple[str, ...], list[float]]
+) -> Metric:
+    family = HistogramMetricFamily(spec.name, spec.documentation, labels=["manager", *spec.labels])
+    for labels, values in sorted(series.items()):
+        cumulative, buckets = 0.0, []
+        for bound, count in zip(bounds, values[: len(bounds)], strict=True):
+            cumulative += count
+            buckets.append((_le(bound), cumulative))
+        buckets.append(("+Inf", values[-1]))
+        family.add_metric(list(labels), buckets, values[-2])
+    return family
+
+
+def _le(bound: float) -> str:
+    return str(int(bound)) if bound == int(bound) else repr(bound)

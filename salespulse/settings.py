@@ -40,6 +40,20 @@ class ConfigurationError(Exception):
     """The configuration cannot be used; the message is meant for the operator."""
 
 
+class Regulation(BaseModel):
+    """What entering a stage obliges a manager to do: a task of a type, due soon enough.
+
+    Met when a task of ``task_type`` for the deal exists, due at most
+    ``within_hours`` after the deal entered the stage, by that deadline;
+    missed when the deadline passes without one.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task_type: str = Field(min_length=1, max_length=64)
+    within_hours: float = Field(gt=0, le=24 * 90)
+
+
 class Pipeline(BaseModel):
     """One funnel: ordered stages, the ones that mean won, and the ones that mean lost.
 
@@ -52,6 +66,7 @@ class Pipeline(BaseModel):
     stages: tuple[str, ...] = DEFAULT_STAGES
     won: tuple[str, ...] = ("won",)
     lost: tuple[str, ...] = ("lost",)
+    regulations: dict[str, Regulation] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> Pipeline:
@@ -67,7 +82,17 @@ class Pipeline(BaseModel):
         overlap = [stage for stage in self.lost if stage in self.stages]
         if overlap:
             raise ValueError(f"lost stages {overlap} must not be part of the ordered stages")
+        unknown = [stage for stage in self.regulations if stage not in self.stages]
+        if unknown:
+            raise ValueError(f"regulations name stages {unknown} that are not ordered stages")
         return self
+
+    def index_of(self, stage: str) -> int | None:
+        """Position in the ordered funnel; None for lost stages."""
+        try:
+            return self.stages.index(stage)
+        except ValueError:
+            return None
 
     def outcome_of(self, stage: str) -> str | None:
         """``won``/``lost`` when entering *stage* closes the deal, else None."""
@@ -88,6 +113,29 @@ class KpiTargets(BaseModel):
     max_throughput_deviation: float | None = Field(default=None, ge=0)
     min_stage_conversion: float | None = Field(default=None, ge=0, le=1)
     min_win_rate: float | None = Field(default=None, ge=0, le=1)
+    min_regulation_compliance: float | None = Field(default=None, ge=0, le=1)
+
+    def merged_over(self, default: KpiTargets) -> KpiTargets:
+        """These targets where set, *default*'s elsewhere."""
+        return default.model_copy(update=self.model_dump(exclude_none=True))
+
+
+class LabelLimits(BaseModel):
+    """Bounds on free-text label values so a flood of new values cannot explode series.
+
+    Listed values are always kept. Without a list, each manager keeps the first
+    ``max_values`` distinct values it sees; later ones are reported as
+    ``other`` (and counted in ``salespulse_label_overflow_total``). Missing
+    values are reported as ``""``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    products: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    segments: tuple[str, ...] = ()
+    task_types: tuple[str, ...] = ()
+    max_values: int = Field(default=20, ge=0, le=1000)
 
 
 class Manager(BaseModel):
@@ -141,6 +189,11 @@ class Settings(BaseSettings):
     pipelines: dict[str, Pipeline] = Field(default_factory=lambda: {"default": Pipeline()})
     managers: dict[str, Manager] = Field(default_factory=dict)
     kpi: KpiTargets = KpiTargets()
+    labels: LabelLimits = LabelLimits()
+
+    # Task deadlines by wall clock, once a partition is caught up
+    overdue_check_interval_seconds: float = Field(default=5.0, gt=0)
+    overdue_allowance_seconds: float = Field(default=60.0, ge=0)
 
     @field_validator("timezone")
     @classmethod

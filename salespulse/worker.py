@@ -50,7 +50,7 @@ def _run(settings: Settings) -> int:
         return 1
     runtime = build_app(settings)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StateCollector(runtime.records, settings.zone))
+    registry.register(StateCollector(runtime.records, settings))
     server = MetricsServer(registry, runtime.ready, settings.metrics_host, settings.metrics_port)
     worker = faust.Worker(runtime.app, server, loglevel=settings.log_level, loop=loop)
     try:

@@ -1,20 +1,50 @@
 """How one accepted event changes a manager's numbers.
 
-Pure functions of (state, event, configuration): no I/O, no clock, so the
-same history always gives the same numbers, and tests can check them
-without a broker.
+Pure functions of (state, event, configuration): no I/O and no wall clock,
+so the same history always gives the same numbers, and tests can check them
+without a broker. Definitions follow the department's own:
+
+- a deal reaches a stage once, however often it moves back and forth, and a
+  deal that jumps ahead has passed the stages in between: reached(k+1) can
+  never exceed reached(k), so no stage conversion exceeds 100%;
+- a deal closes (won or lost) once;
+- a task counts as overdue once, when its deadline passes uncompleted (by
+  the manager's event clock here, by wall clock in ``advance`` once live), or
+  when it is completed late, or when the CRM confirms it;
+- a stage regulation is met by a task of the required type for the deal,
+  due within the regulation's window, created before the window closes, and
+  missed when the window closes without one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from salespulse.settings import Pipeline, Settings
-from schemas.events import CallEnded, DealCreated, DealStageChanged, Event
+from salespulse.settings import LabelLimits, Pipeline, Settings
+from schemas.events import (
+    CallEnded,
+    DealCreated,
+    DealStageChanged,
+    Event,
+    TaskCompleted,
+    TaskCreated,
+    TaskOverdue,
+)
+from streams.buckets import observe
 from streams.intake import Rejection
-from streams.periods import WINDOWS, Period, periods_of
-from streams.state import CellKey, DealState, ManagerState, OpenPeriod
+from streams.periods import Period, periods_of
+from streams.state import (
+    CellKey,
+    DealState,
+    ManagerState,
+    OpenPeriod,
+    RegulationCheck,
+    TaskState,
+)
+
+OTHER = "other"
 
 
 class Aggregator:
@@ -24,7 +54,17 @@ class Aggregator:
         self.zone: ZoneInfo = settings.zone
         self.pipelines: dict[str, Pipeline] = dict(settings.pipelines)
         self.grace = settings.grace_period_seconds
-        self.deal_retention_days = settings.dedupe_horizon_days
+        self.retention_days = settings.dedupe_horizon_days
+        self.allowance = settings.overdue_allowance_seconds
+        limits: LabelLimits = settings.labels
+        self.allowed: dict[str, frozenset[str]] = {
+            "product": frozenset(limits.products),
+            "channel": frozenset(limits.channels),
+            "segment": frozenset(limits.segments),
+            "task_type": frozenset(limits.task_types)
+            | {r.task_type for p in self.pipelines.values() for r in p.regulations.values()},
+        }
+        self.max_values = limits.max_values
 
     def check(self, event: Event) -> Rejection | None:
         """Reject what the configuration cannot place, before any state changes."""
@@ -56,38 +96,87 @@ class Aggregator:
         watermark = state.watermark
         late = periods[0].end_epoch + self.grace <= watermark
         open_periods = self._open_periods(state, periods)
+        at = event.occurred_at.timestamp()
         if isinstance(event, DealCreated):
-            self._deal_created(state, event, open_periods)
+            self._deal_created(state, event, at, open_periods)
         elif isinstance(event, DealStageChanged):
-            self._deal_stage_changed(state, event, open_periods)
+            self._deal_stage_changed(state, event, at, open_periods)
         elif isinstance(event, CallEnded):
             self._call_ended(state, event, open_periods)
-        occurred = event.occurred_at.timestamp()
-        if occurred > watermark:
-            state.watermark = occurred
+        elif isinstance(event, TaskCreated):
+            self._task_created(state, event, at)
+        elif isinstance(event, TaskCompleted):
+            self._task_completed(state, event, at)
+        elif isinstance(event, TaskOverdue):
+            self._task_overdue(state, event)
+        if at > watermark:
+            state.watermark = at
             self._expire_periods(state)
-            if watermark == float("-inf") or int(occurred // 3600) != int(watermark // 3600):
-                self._expire_deals(state)  # hourly is enough for a retention counted in days
+            if watermark == float("-inf") or int(at // 3600) != int(watermark // 3600):
+                self._expire_closed(state)  # hourly is enough for a retention counted in days
+        self.advance(state, state.watermark)
         return late
 
-    # -- periods ---------------------------------------------------------------
+    # -- the clock: deadlines -------------------------------------------------
 
-    def _open_periods(self, state: ManagerState, periods: tuple[Period, ...]) -> list[OpenPeriod]:
+    def advance(self, state: ManagerState, clock: float) -> bool:
+        """Settle every deadline that *clock* has passed; returns whether anything changed.
+
+        Called with the manager's own event time after each event, and with
+        wall-clock time for partitions that are caught up, so a manager who
+        has gone quiet still has overdue tasks noticed.
+        """
+        if clock < state.next_check:
+            return False
+        changed = False
+        upcoming = float("inf")
+        for task in state.tasks.values():
+            if task.is_open and not task.overdue and task.due_at is not None:
+                if task.due_at + self.allowance < clock:
+                    self._mark_overdue(state, task)
+                    changed = True
+                else:
+                    upcoming = min(upcoming, task.due_at + self.allowance)
+            elif not task.created and task.completed_at is not None and not task.completion_counted:
+                # The creation never came within the grace period: count what is known.
+                if task.completed_at + self.grace < clock:
+                    self._count_completion(state, task)
+                    changed = True
+                else:
+                    upcoming = min(upcoming, task.completed_at + self.grace)
+        for deal in state.deals.values():
+            if not deal.checks:
+                continue
+            pending = []
+            for check in deal.checks:
+                if check.deadline < clock:
+                    self._count_regulation(state, deal.pipeline, check, "missed")
+                    changed = True
+                else:
+                    pending.append(check)
+                    upcoming = min(upcoming, check.deadline)
+            deal.checks = pending
+        state.next_check = upcoming
+        return changed
+
+    # -- periods and expiry ---------------------------------------------------
+
+    def _open_periods(self, state: ManagerState, periods: Iterable[Period]) -> list[OpenPeriod]:
         found = []
         for period in periods:
             end = period.end_epoch
             if end + self.grace <= state.watermark:
                 continue  # closed: the event still counts in the all-history counters
-            found.append(self._period(state, period, end))
+            existing = state.periods.get(period.key)
+            if existing is None:
+                existing = OpenPeriod(end)
+                state.periods[period.key] = existing
+            found.append(existing)
         return found
 
-    @staticmethod
-    def _period(state: ManagerState, period: Period, end: float) -> OpenPeriod:
-        existing = state.periods.get(period.key)
-        if existing is None:
-            existing = OpenPeriod(end)
-            state.periods[period.key] = existing
-        return existing
+    def _periods_at(self, state: ManagerState, at: float) -> list[OpenPeriod]:
+        moment = datetime.fromtimestamp(at, self.zone)
+        return self._open_periods(state, periods_of(moment, self.zone))
 
     @staticmethod
     def _add_period(periods: list[OpenPeriod], cell: CellKey, amount: float = 1.0) -> None:
@@ -95,59 +184,125 @@ class Aggregator:
             period.cells[cell] = period.cells.get(cell, 0.0) + amount
 
     def _expire_periods(self, state: ManagerState) -> None:
-        """Forget closed periods: memory stays bounded."""
         watermark = state.watermark
         closed = [key for key, p in state.periods.items() if p.end + self.grace <= watermark]
         for key in closed:
             del state.periods[key]
 
-    def _expire_deals(self, state: ManagerState) -> None:
-        """Forget deals closed longer ago than the retention: memory stays bounded."""
-        watermark = state.watermark
-        if state.deals:
-            newest_day = datetime.fromtimestamp(watermark, self.zone).date().toordinal()
-            cutoff = newest_day - self.deal_retention_days
+    def _expire_closed(self, state: ManagerState) -> None:
+        """Forget deals and tasks closed longer ago than the retention."""
+        newest_day = datetime.fromtimestamp(state.watermark, self.zone).date().toordinal()
+        cutoff = newest_day - self.retention_days
+        for items in (state.deals, state.tasks):
             stale = [
-                deal_id
-                for deal_id, deal in state.deals.items()
-                if deal.closed_day is not None and deal.closed_day < cutoff
+                key
+                for key, item in items.items()
+                if item.closed_day is not None and item.closed_day < cutoff
             ]
-            for deal_id in stale:
-                del state.deals[deal_id]
+            for key in stale:
+                del items[key]
 
-    # -- deals -----------------------------------------------------------------
+    def _day(self, at: float) -> int:
+        return datetime.fromtimestamp(at, self.zone).date().toordinal()
+
+    # -- labels -----------------------------------------------------------------
+
+    def _label(self, state: ManagerState, kind: str, value: str | None) -> str:
+        """A bounded label value: listed, admitted first-come up to the cap, or ``other``."""
+        if not value:
+            return ""
+        allowed = self.allowed[kind]
+        if allowed:
+            if value in allowed:
+                return value
+        else:
+            admitted = state.labels.setdefault(kind, [])
+            if value in admitted:
+                return value
+            if len(admitted) < self.max_values:
+                admitted.append(value)
+                return value
+        state.add(("label_overflow_total", kind))
+        return OTHER
+
+    # -- deals ------------------------------------------------------------------
+
+    def _deal(self, state: ManagerState, deal_id: str, pipeline: str) -> DealState:
+        deal = state.deals.get(deal_id)
+        if deal is None:
+            deal = DealState(pipeline=pipeline)
+            state.deals[deal_id] = deal
+        return deal
 
     def _deal_created(
-        self, state: ManagerState, event: DealCreated, periods: list[OpenPeriod]
+        self, state: ManagerState, event: DealCreated, at: float, periods: list[OpenPeriod]
     ) -> None:
-        deal = state.deals.get(event.deal_id)
-        if deal is None:
-            deal = DealState(pipeline=event.pipeline)
-            state.deals[event.deal_id] = deal
+        deal = self._deal(state, event.deal_id, event.pipeline)
         if deal.created:
             return  # a second creation of the same deal changes nothing
         deal.created = True
-        deal.product = event.product or ""
-        deal.channel = event.channel or ""
-        deal.segment = event.segment or ""
+        deal.created_at = at
+        deal.product = self._label(state, "product", event.product)
+        deal.channel = self._label(state, "channel", event.channel)
+        deal.segment = self._label(state, "segment", event.segment)
         if event.amount is not None:
             deal.amount = event.amount
         state.add(("deals_created_total", deal.pipeline, deal.product, deal.channel))
         self._add_period(periods, ("deals_created",))
-        self._maybe_close(state, deal, event.stage, event.amount, event.occurred_at, periods)
+        self._enter_stage(state, event.deal_id, deal, event.stage, event.amount, at, periods)
 
     def _deal_stage_changed(
-        self, state: ManagerState, event: DealStageChanged, periods: list[OpenPeriod]
+        self, state: ManagerState, event: DealStageChanged, at: float, periods: list[OpenPeriod]
     ) -> None:
-        deal = state.deals.get(event.deal_id)
-        if deal is None:
-            # The deal was created before salespulse saw it, or its creation is
-            # still on its way; it is counted when (if) the creation arrives.
-            deal = DealState(pipeline=event.pipeline)
-            state.deals[event.deal_id] = deal
+        # A deal first seen here was created before salespulse saw it, or its
+        # creation is still on its way; it is counted when (if) that arrives.
+        deal = self._deal(state, event.deal_id, event.pipeline)
         if event.amount is not None:
             deal.amount = event.amount
-        self._maybe_close(state, deal, event.to_stage, event.amount, event.occurred_at, periods)
+        self._enter_stage(state, event.deal_id, deal, event.to_stage, event.amount, at, periods)
+
+    def _enter_stage(
+        self,
+        state: ManagerState,
+        deal_id: str,
+        deal: DealState,
+        stage: str,
+        amount: float | None,
+        at: float,
+        periods: list[OpenPeriod],
+    ) -> None:
+        pipeline = self.pipelines[deal.pipeline]
+        newest = deal.stage_entered_at is None or at >= deal.stage_entered_at
+        if newest and deal.stage != stage:
+            if deal.stage is not None and deal.stage_entered_at is not None:
+                observe(
+                    state.histograms,
+                    ("deal_stage_duration_seconds", deal.pipeline, deal.stage),
+                    at - deal.stage_entered_at,
+                )
+            deal.stage = stage
+            deal.stage_entered_at = at
+            regulation = pipeline.regulations.get(stage)
+            if regulation is not None and deal.outcome is None:
+                check = RegulationCheck(
+                    stage, regulation.task_type, at + regulation.within_hours * 3600, at
+                )
+                self._open_check(state, deal_id, deal, check)
+        index = pipeline.index_of(stage)
+        if index is not None and index > deal.reached:
+            for passed in pipeline.stages[deal.reached + 1 : index + 1]:
+                state.add(
+                    (
+                        "funnel_stage_reached_total",
+                        deal.pipeline,
+                        passed,
+                        deal.product,
+                        deal.channel,
+                    )
+                )
+                self._add_period(periods, ("stage_reached", deal.pipeline, passed))
+            deal.reached = index
+        self._maybe_close(state, deal, stage, amount, at, periods)
 
     def _maybe_close(
         self,
@@ -155,22 +310,134 @@ class Aggregator:
         deal: DealState,
         stage: str,
         amount: float | None,
-        occurred_at: datetime,
+        at: float,
         periods: list[OpenPeriod],
     ) -> None:
         outcome = self.pipelines[deal.pipeline].outcome_of(stage)
         if outcome is None or deal.outcome is not None:
             return  # not a closing stage, or closed already: once per deal
         deal.outcome = outcome
-        deal.closed_day = occurred_at.astimezone(self.zone).date().toordinal()
+        deal.closed_day = self._day(at)
         state.add(("deals_closed_total", deal.pipeline, outcome, deal.product, deal.channel))
+        state.add(("segment_deals_closed_total", deal.pipeline, deal.segment, outcome))
         self._add_period(periods, ("deals_closed", outcome))
         if outcome == "won":
             value = amount if amount is not None else (deal.amount or 0.0)
             state.add(("deals_won_amount_total", deal.pipeline, deal.product, deal.channel), value)
+            state.add(("segment_won_amount_total", deal.pipeline, deal.segment), value)
             self._add_period(periods, ("won_amount",), value)
+            if deal.created_at is not None:
+                observe(
+                    state.histograms,
+                    ("deal_sales_cycle_seconds", deal.pipeline),
+                    max(0.0, at - deal.created_at),
+                )
 
-    # -- calls -----------------------------------------------------------------
+    # -- regulations ------------------------------------------------------------
+
+    def _open_check(
+        self, state: ManagerState, deal_id: str, deal: DealState, check: RegulationCheck
+    ) -> None:
+        for task in state.tasks.values():
+            if task.created and task.deal_id == deal_id and self._satisfies(task, check):
+                self._count_regulation(state, deal.pipeline, check, "met")
+                return
+        deal.checks.append(check)
+        state.next_check = min(state.next_check, check.deadline)
+
+    @staticmethod
+    def _satisfies(task: TaskState, check: RegulationCheck) -> bool:
+        return (
+            task.task_type == check.task_type
+            and task.due_at is not None
+            and check.entered_at <= task.due_at <= check.deadline
+        )
+
+    def _count_regulation(
+        self, state: ManagerState, pipeline: str, check: RegulationCheck, result: str
+    ) -> None:
+        state.add(("regulation_checks_total", pipeline, check.stage, result))
+        self._add_period(self._periods_at(state, check.entered_at), ("regulation_checks", result))
+
+    # -- tasks ------------------------------------------------------------------
+
+    def _task_created(self, state: ManagerState, event: TaskCreated, at: float) -> None:
+        task = state.tasks.get(event.task_id)
+        if task is None:
+            task = TaskState()
+            state.tasks[event.task_id] = task
+        if task.created:
+            return
+        task.created = True
+        task.task_type = self._label(state, "task_type", event.task_type)
+        task.due_at = event.due_at.timestamp()
+        task.deal_id = event.deal_id
+        state.add(("tasks_created_total", task.task_type))
+        self._add_period(self._periods_at(state, task.due_at), ("tasks_due",))
+        if task.completed_at is not None:
+            if not task.completion_counted:
+                self._count_completion(state, task)  # its completion arrived first
+        elif task.overdue:
+            state.add(("tasks_overdue_total", task.task_type))  # confirmed before created
+            self._add_period(self._periods_at(state, task.due_at), ("tasks_overdue",))
+        else:
+            state.next_check = min(state.next_check, task.due_at + self.allowance)
+        deal = state.deals.get(event.deal_id) if event.deal_id else None
+        if deal is not None and deal.checks:
+            pending = []
+            for check in deal.checks:
+                if at <= check.deadline and self._satisfies(task, check):
+                    self._count_regulation(state, deal.pipeline, check, "met")
+                else:
+                    pending.append(check)
+            deal.checks = pending
+
+    def _task_completed(self, state: ManagerState, event: TaskCompleted, at: float) -> None:
+        task = state.tasks.get(event.task_id)
+        if task is None:
+            task = TaskState(deal_id=event.deal_id)
+            state.tasks[event.task_id] = task
+        if task.completed_at is not None:
+            return  # completed once
+        task.completed_at = at
+        if task.created:
+            self._count_completion(state, task)
+        else:
+            state.next_check = min(state.next_check, at + self.grace)
+
+    def _count_completion(self, state: ManagerState, task: TaskState) -> None:
+        assert task.completed_at is not None
+        if task.due_at is None:
+            on_time = "unknown"
+        else:
+            on_time = "true" if task.completed_at <= task.due_at else "false"
+        state.add(("tasks_completed_total", task.task_type, on_time))
+        self._add_period(self._periods_at(state, task.completed_at), ("tasks_completed", on_time))
+        task.completion_counted = True
+        task.closed_day = self._day(task.completed_at)
+        if on_time == "false" and not task.overdue:
+            self._mark_overdue(state, task)  # it passed its deadline uncompleted
+
+    def _task_overdue(self, state: ManagerState, event: TaskOverdue) -> None:
+        """The CRM's confirmation: counts only a task not already counted overdue."""
+        task = state.tasks.get(event.task_id)
+        if task is None:
+            task = TaskState()
+            state.tasks[event.task_id] = task
+        if task.overdue or task.completed_at is not None:
+            return
+        if task.created:
+            self._mark_overdue(state, task)
+        else:
+            task.overdue = True  # counted when the creation tells its type and deadline
+
+    def _mark_overdue(self, state: ManagerState, task: TaskState) -> None:
+        task.overdue = True
+        state.add(("tasks_overdue_total", task.task_type))
+        if task.due_at is not None:
+            self._add_period(self._periods_at(state, task.due_at), ("tasks_overdue",))
+
+    # -- calls ------------------------------------------------------------------
 
     def _call_ended(self, state: ManagerState, event: CallEnded, periods: list[OpenPeriod]) -> None:
         answered = "true" if event.was_answered else "false"
@@ -179,6 +446,8 @@ class Aggregator:
         if event.was_answered:
             state.add(("call_duration_seconds_total", event.direction), event.duration_seconds)
             self._add_period(periods, ("call_duration_seconds",), event.duration_seconds)
-
-
-__all__ = ["WINDOWS", "Aggregator"]
+            observe(
+                state.histograms,
+                ("answered_call_duration_seconds", event.direction),
+                event.duration_seconds,
+            )

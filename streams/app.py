@@ -12,6 +12,7 @@ ahead of committed offsets is never applied twice.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,25 @@ class Runtime:
         return bool(
             recovery.completed.is_set() and not self.app.in_recovery and not self.app.rebalancing
         )
+
+    async def caught_up_partitions(self) -> set[int]:
+        """Active partitions whose every source topic is consumed up to its end.
+
+        Only there may wall-clock time stand in for event time: while history is
+        still being replayed, a task's completion may be just a few messages away.
+        """
+        consumer: Any = self.app.consumer
+        caught_up = set()
+        for partition in self.active_partitions():
+            for topic in self.settings.source_topics:
+                tp = TP(topic, partition)
+                end = consumer.highwater(tp)
+                position = await consumer.position(tp)
+                if end is None or position is None or position < end:
+                    break
+            else:
+                caught_up.add(partition)
+        return caught_up
 
     def records(self) -> list[Record]:
         """State of the actively owned partitions; nothing while state is being restored."""
@@ -92,6 +112,18 @@ def build_app(settings: Settings) -> Runtime:
 
     for topic_name in settings.source_topics:
         _register_agent(app, runtime, processor, topic_name)
+
+    async def settle_deadlines() -> None:
+        """Notice overdue tasks and missed regulations of managers who have gone quiet."""
+        if not runtime.ready():
+            return
+        partitions = await runtime.caught_up_partitions()
+        if partitions and processor.tick(partitions, time.time()):
+            await changelog.write()
+
+    app.timer(settings.overdue_check_interval_seconds, name="salespulse.deadlines")(
+        settle_deadlines
+    )
     return runtime
 
 

@@ -101,6 +101,15 @@ class Processor:
                 self._reject(topic, message, failure, dead)
         return dead
 
+    def tick(self, partitions: set[int], clock: float) -> int:
+        """Settle deadlines *clock* has passed in caught-up *partitions*; counts changes."""
+        changed = 0
+        for key, record in self.store.items_in(partitions, kinds=(b"m",)):
+            if isinstance(record, ManagerState) and self.aggregator.advance(record, clock):
+                self.store.touch(record.partition, key)
+                changed += 1
+        return changed
+
     # -- outcomes --------------------------------------------------------------
 
     def _reject(

@@ -31,6 +31,16 @@ CellKey = tuple[str, ...]
 
 
 @dataclass(slots=True)
+class RegulationCheck:
+    """A stage regulation waiting to be met by a task, or missed at its deadline."""
+
+    stage: str
+    task_type: str
+    deadline: float  # epoch seconds
+    entered_at: float
+
+
+@dataclass(slots=True)
 class DealState:
     """What salespulse remembers of one deal until it is closed and expired."""
 
@@ -42,6 +52,11 @@ class DealState:
     created: bool = False
     outcome: str | None = None
     closed_day: int | None = None
+    created_at: float | None = None
+    stage: str | None = None  # the current stage
+    stage_entered_at: float | None = None
+    reached: int = -1  # highest index of the ordered funnel reached
+    checks: list[RegulationCheck] = field(default_factory=list)
 
     def to_list(self) -> list[Any]:
         return [
@@ -53,11 +68,57 @@ class DealState:
             self.created,
             self.outcome,
             self.closed_day,
+            self.created_at,
+            self.stage,
+            self.stage_entered_at,
+            self.reached,
+            [[c.stage, c.task_type, c.deadline, c.entered_at] for c in self.checks],
         ]
 
     @classmethod
     def from_list(cls, items: list[Any]) -> DealState:
+        deal = cls(*items[:-1])
+        deal.checks = [RegulationCheck(*check) for check in items[-1]]
+        return deal
+
+
+@dataclass(slots=True)
+class TaskState:
+    """A task from creation until it is completed and expired.
+
+    A completion that arrives before its creation is held here (created
+    False, completed_at set) until the creation tells the task's type and
+    deadline, so out-of-order delivery gives the same numbers as in-order.
+    """
+
+    task_type: str = ""
+    due_at: float | None = None
+    created: bool = False
+    deal_id: str | None = None
+    completed_at: float | None = None
+    completion_counted: bool = False
+    overdue: bool = False
+    closed_day: int | None = None
+
+    def to_list(self) -> list[Any]:
+        return [
+            self.task_type,
+            self.due_at,
+            self.created,
+            self.deal_id,
+            self.completed_at,
+            self.completion_counted,
+            self.overdue,
+            self.closed_day,
+        ]
+
+    @classmethod
+    def from_list(cls, items: list[Any]) -> TaskState:
         return cls(*items)
+
+    @property
+    def is_open(self) -> bool:
+        return self.created and self.completed_at is None
 
 
 @dataclass(slots=True)
@@ -78,6 +139,11 @@ class ManagerState:
     periods: dict[str, OpenPeriod] = field(default_factory=dict)
     deals: dict[str, DealState] = field(default_factory=dict)
     seen_days: list[int] = field(default_factory=list)  # live dedupe buckets
+    tasks: dict[str, TaskState] = field(default_factory=dict)
+    # (histogram, *labels) -> [count per bucket..., sum, count]
+    histograms: dict[CellKey, list[float]] = field(default_factory=dict)
+    next_check: float = float("inf")  # earliest task deadline or regulation deadline
+    labels: dict[str, list[str]] = field(default_factory=dict)  # admitted free-text values
 
     def add(self, cell: CellKey, amount: float = 1.0) -> None:
         counters = self.counters
@@ -150,6 +216,10 @@ def encode(record: Record) -> bytes:
             "P": {key: [p.end, _cells_out(p.cells)] for key, p in record.periods.items()},
             "d": {deal_id: deal.to_list() for deal_id, deal in record.deals.items()},
             "s": record.seen_days,
+            "t": {task_id: task.to_list() for task_id, task in record.tasks.items()},
+            "h": [[*key, values] for key, values in record.histograms.items()],
+            "n": record.next_check if record.next_check != float("inf") else None,
+            "l": record.labels,
         }
     elif isinstance(record, SeenIds):
         body = {"k": "s", "i": record.ids}
@@ -180,6 +250,10 @@ def decode(raw: bytes) -> Record:
             },
             deals={deal_id: DealState.from_list(items) for deal_id, items in body["d"].items()},
             seen_days=body["s"],
+            tasks={task_id: TaskState.from_list(items) for task_id, items in body["t"].items()},
+            histograms={tuple(row[:-1]): row[-1] for row in body["h"]},
+            next_check=body["n"] if body["n"] is not None else float("inf"),
+            labels=body["l"],
         )
     if kind == "s":
         return SeenIds(ids=body["i"])

@@ -63,10 +63,12 @@ class StateStore:
         self._deleted.clear()
         return writes
 
-    def items_in(self, partitions: set[int] | None) -> Iterator[tuple[bytes, Record]]:
-        """Records of the given partitions (all when None), decoding as needed."""
+    def items_in(
+        self, partitions: set[int] | None, kinds: tuple[bytes, ...] = RECORD_KINDS
+    ) -> Iterator[tuple[bytes, Record]]:
+        """Records of the given partitions (all when None) and kinds, decoding as needed."""
         for key in list(self._data.keys()):
-            if key[:1] not in RECORD_KINDS:
+            if key[:1] not in kinds:
                 continue
             if partitions is not None and partition_of_key(key) not in partitions:
                 continue

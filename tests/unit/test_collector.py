@@ -16,9 +16,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from metrics.collector import StateCollector
+from salespulse.settings import Settings
 from streams.state import ManagerState, OpenPeriod, Record, RejectedState
 
 BERLIN = ZoneInfo("Europe/Berlin")
+SETTINGS = Settings(timezone="Europe/Berlin")
 # 23:30 UTC on Sunday 22 November is 00:30 on Monday 23 November in Berlin (CET, +01:00):
 # the current local day, ISO week and month differ from the UTC ones for the day and week.
 CLOCK = datetime(2026, 11, 22, 23, 30, tzinfo=UTC)
@@ -37,7 +39,7 @@ def scrape(records: Iterable[Record], clock: datetime = CLOCK) -> Scrape:
     """Register a collector into a fresh registry and parse its exposition."""
     snapshot = list(records)
     registry = CollectorRegistry()
-    registry.register(StateCollector(lambda: snapshot, BERLIN, clock=lambda: clock))
+    registry.register(StateCollector(lambda: snapshot, SETTINGS, clock=lambda: clock))
     return parse(generate_latest(registry).decode("utf-8"))
 
 
@@ -56,7 +58,7 @@ def families(records: Iterable[Record]) -> dict[str, str]:
     """Family name -> type, as the parser sees them."""
     registry = CollectorRegistry()
     snapshot = list(records)
-    registry.register(StateCollector(lambda: snapshot, BERLIN, clock=lambda: CLOCK))
+    registry.register(StateCollector(lambda: snapshot, SETTINGS, clock=lambda: CLOCK))
     text = generate_latest(registry).decode("utf-8")
     return {family.name: family.type for family in text_string_to_metric_families(text)}
 
@@ -130,7 +132,7 @@ def test_counter_values_come_from_the_record() -> None:
 def test_a_scrape_reads_the_state_as_it_is_now() -> None:
     state = busy_manager("m-1")
     registry = CollectorRegistry()
-    registry.register(StateCollector(lambda: [state], BERLIN, clock=lambda: CLOCK))
+    registry.register(StateCollector(lambda: [state], SETTINGS, clock=lambda: CLOCK))
     series = labels(manager="m-1", direction="outbound", answered="true")
 
     before = parse(generate_latest(registry).decode())["salespulse_calls_total"][series]
@@ -152,10 +154,11 @@ def test_manager_ids_with_special_characters_survive_the_exposition() -> None:
     }
 
 
-def test_no_records_no_samples() -> None:
+def test_no_records_no_state_samples_only_configuration() -> None:
     result = scrape([])
 
-    assert result == {}
+    assert set(result) == {"salespulse_funnel_stage_info"}  # no managers configured, no KPIs
+    assert len(result["salespulse_funnel_stage_info"]) == 9
 
 
 # -- two managers -----------------------------------------------------------------
@@ -269,7 +272,7 @@ def test_rejected_records_alone_create_no_manager_series() -> None:
 
     result = scrape([rejected_only])
 
-    assert set(result) == {"salespulse_events_total"}
+    assert set(result) == {"salespulse_events_total", "salespulse_funnel_stage_info"}
 
 
 # -- period gauges ----------------------------------------------------------------
