@@ -61,8 +61,13 @@ class Aggregator:
             "product": frozenset(limits.products),
             "channel": frozenset(limits.channels),
             "segment": frozenset(limits.segments),
-            "task_type": frozenset(limits.task_types)
-            | {r.task_type for p in self.pipelines.values() for r in p.regulations.values()},
+            "task_type": frozenset(limits.task_types),
+        }
+        # Task types that regulations require are always kept, listed or not.
+        self.always: dict[str, frozenset[str]] = {
+            "task_type": frozenset(
+                r.task_type for p in self.pipelines.values() for r in p.regulations.values()
+            )
         }
         self.max_values = limits.max_values
 
@@ -211,6 +216,8 @@ class Aggregator:
         """A bounded label value: listed, admitted first-come up to the cap, or ``other``."""
         if not value:
             return ""
+        if value in self.always.get(kind, ()):
+            return value
         allowed = self.allowed[kind]
         if allowed:
             if value in allowed:

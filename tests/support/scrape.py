@@ -23,11 +23,13 @@ def parse(text: str) -> Samples:
     return samples
 
 
-def total(samples: Samples, name: str, **labels: str) -> float:
-    """Sum of *name* over every series whose labels include *labels*."""
+def total(samples: Samples, metric: str, /, **labels: str) -> float:
+    """Sum of *metric* over every series whose labels include *labels*."""
     wanted = set(labels.items())
     return sum(
-        value for (sample, series), value in samples.items() if sample == name and wanted <= series
+        value
+        for (sample, series), value in samples.items()
+        if sample == metric and wanted <= series
     )
 
 

@@ -2,112 +2,21 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
 
-from salespulse.settings import Settings
-from streams.processor import Processor, RawMessage
-from streams.state import ManagerState, RejectedState, manager_key
-from streams.store import StateStore
-
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-DEALS, CALLS = "crm.deals", "crm.calls"
-
-
-def settings() -> Settings:
-    return Settings(timezone="Europe/Berlin", grace_period_seconds=3600.0)
-
-
-class Harness:
-    """A processor over a plain dict, with a changelog that can be 'restarted'."""
-
-    def __init__(self) -> None:
-        self.data: dict[bytes, Any] = {}
-        self.changelog: dict[bytes, bytes] = {}
-        self.offsets: dict[tuple[str, int], int] = {}
-        self.store = StateStore(self.data)
-        self.processor = Processor(settings(), self.store, clock=lambda: NOW)
-
-    def message(self, topic: str, event: dict[str, Any] | bytes, partition: int = 0) -> RawMessage:
-        offset = self.offsets.get((topic, partition), -1) + 1
-        self.offsets[(topic, partition)] = offset
-        if isinstance(event, bytes):
-            return RawMessage(partition, offset, b"m-a", event)
-        return RawMessage(
-            partition, offset, event["manager_id"].encode(), json.dumps(event).encode()
-        )
-
-    def run(self, topic: str, messages: list[RawMessage]) -> list[Any]:
-        dead = self.processor.process(topic, messages)
-        self.persist()
-        return dead
-
-    def persist(self) -> None:
-        for _, key, value in self.store.drain():
-            if value is None:
-                self.changelog.pop(key, None)
-            else:
-                self.changelog[key] = value
-
-    def restart(self) -> None:
-        """A new worker restoring the changelog (bytes, decoded on first use)."""
-        self.data = dict(self.changelog)
-        self.store = StateStore(self.data)
-        self.processor = Processor(settings(), self.store, clock=lambda: NOW)
-
-    def manager(self, manager_id: str, partition: int = 0) -> ManagerState:
-        record = self.store.get(manager_key(partition, manager_id))
-        assert isinstance(record, ManagerState)
-        return record
-
-    def counter(self, manager_id: str, *cell: str) -> float:
-        return sum(
-            value
-            for key, value in self.manager(manager_id).counters.items()
-            if key[: len(cell)] == cell
-        )
-
-
-def deal_created(manager: str, deal: str, at: datetime, **extra: Any) -> dict[str, Any]:
-    return {
-        "event_id": f"{deal}-created",
-        "type": "deal.created",
-        "occurred_at": at.isoformat(),
-        "manager_id": manager,
-        "deal_id": deal,
-        "stage": "lead",
-        "amount": 100.0,
-        **extra,
-    }
-
-
-def stage_changed(
-    manager: str, deal: str, stage: str, at: datetime, **extra: Any
-) -> dict[str, Any]:
-    return {
-        "event_id": f"{deal}-{stage}-{at.timestamp()}",
-        "type": "deal.stage_changed",
-        "occurred_at": at.isoformat(),
-        "manager_id": manager,
-        "deal_id": deal,
-        "to_stage": stage,
-        **extra,
-    }
-
-
-def call(manager: str, call_id: str, seconds: float, at: datetime) -> dict[str, Any]:
-    return {
-        "event_id": call_id,
-        "type": "call.ended",
-        "occurred_at": at.isoformat(),
-        "manager_id": manager,
-        "call_id": call_id,
-        "direction": "outbound",
-        "duration_seconds": seconds,
-    }
+from streams.state import RejectedState
+from tests.support.harness import (
+    CALLS,
+    DEALS,
+    NOW,
+    Harness,
+    call,
+    deal_created,
+    settings,
+    stage_changed,
+)
 
 
 def test_two_managers_never_mix_even_in_one_partition() -> None:
