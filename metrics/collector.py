@@ -262,7 +262,7 @@ class StateCollector(Collector):
         yield _family(GaugeMetricFamily, OPEN_DEALS, ("manager", *OPEN_DEALS.labels), open_deals)
         yield _family(GaugeMetricFamily, OPEN_TASKS, ("manager",), open_tasks)
         yield _family(GaugeMetricFamily, OPEN_TASKS_OVERDUE, ("manager",), open_overdue)
-        yield from config_families(self._settings, seen_managers)
+        yield from config_families(self._settings, seen_managers, now.astimezone(self._zone).date())
 
     @staticmethod
     def _counters(

@@ -8,6 +8,7 @@ so a rule can compare a manager against its target with a plain join.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import date
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
@@ -20,7 +21,9 @@ def _targets(kpi: KpiTargets) -> Iterator[tuple[str, float]]:
             yield name, float(value)
 
 
-def config_families(settings: Settings, seen_managers: Iterable[str]) -> Iterator[Metric]:
+def config_families(
+    settings: Settings, seen_managers: Iterable[str], today: date
+) -> Iterator[Metric]:
     kpi = GaugeMetricFamily(
         "salespulse_kpi_target",
         'KPI targets; manager="" is the team default, others are effective per manager.',
@@ -29,7 +32,7 @@ def config_families(settings: Settings, seen_managers: Iterable[str]) -> Iterato
     for name, value in _targets(settings.kpi):
         kpi.add_metric([name, ""], value)
     for manager_id, manager in sorted(settings.managers.items()):
-        for name, value in _targets(manager.kpi.merged_over(settings.kpi)):
+        for name, value in _targets(manager.kpi_on(today, settings.kpi)):
             kpi.add_metric([name, manager_id], value)
     yield kpi
 

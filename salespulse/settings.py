@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from contextvars import ContextVar
+from datetime import date
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -120,6 +121,12 @@ class KpiTargets(BaseModel):
         return default.model_copy(update=self.model_dump(exclude_none=True))
 
 
+class KpiChange(KpiTargets):
+    """Targets that take effect on a date: a coach tightens a KPI step by step (27, then 22 min)."""
+
+    since: date
+
+
 class LabelLimits(BaseModel):
     """Bounds on free-text label values so a flood of new values cannot explode series.
 
@@ -144,6 +151,16 @@ class Manager(BaseModel):
     name: str = Field(min_length=1, max_length=128)
     team: str = Field(default="", max_length=64)
     kpi: KpiTargets = KpiTargets()
+    kpi_changes: tuple[KpiChange, ...] = ()
+
+    def kpi_on(self, day: date, default: KpiTargets) -> KpiTargets:
+        """Effective targets on *day*: the default, this manager's own, then changes due by then."""
+        effective = self.kpi.merged_over(default)
+        for change in sorted(self.kpi_changes, key=lambda c: c.since):
+            if change.since <= day:
+                update = change.model_dump(exclude_none=True, exclude={"since"})
+                effective = effective.model_copy(update=update)
+        return effective
 
 
 _config_file: ContextVar[Path | None] = ContextVar("salespulse_config_file", default=None)

@@ -8,7 +8,7 @@ from datetime import timedelta
 from prometheus_client import CollectorRegistry, generate_latest
 
 from metrics.collector import StateCollector
-from salespulse.settings import KpiTargets, LabelLimits, Manager
+from salespulse.settings import KpiChange, KpiTargets, LabelLimits, Manager
 from streams.state import ManagerState
 from tests.support.harness import (
     NOW,
@@ -319,3 +319,25 @@ def test_listed_values_are_kept_and_others_folded() -> None:
     )
     channels = {cell[3] for cell in h.manager("m-a").counters if cell[0] == "deals_created_total"}
     assert channels == {"web", "other", ""}
+
+
+def test_a_kpi_tightened_in_steps_takes_effect_on_its_dates() -> None:
+    coached = Manager(
+        name="Sabine",
+        kpi=KpiTargets(max_avg_call_duration_seconds=1620),
+        kpi_changes=(
+            KpiChange(since=NOW.date() + timedelta(days=7), max_avg_call_duration_seconds=1320),
+        ),
+    )
+    default = KpiTargets(max_avg_call_duration_seconds=900, max_overdue_rate=0.2)
+    assert coached.kpi_on(NOW.date(), default).max_avg_call_duration_seconds == 1620
+    later = coached.kpi_on(NOW.date() + timedelta(days=7), default)
+    assert later.max_avg_call_duration_seconds == 1320
+    assert later.max_overdue_rate == 0.2
+    h = Harness(kpi=default, managers={"m-b": coached})
+    assert (
+        total(
+            scrape(h), "salespulse_kpi_target", kpi="max_avg_call_duration_seconds", manager="m-b"
+        )
+        == 1620
+    )
