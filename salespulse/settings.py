@@ -208,6 +208,9 @@ class Settings(BaseSettings):
     kpi: KpiTargets = KpiTargets()
     labels: LabelLimits = LabelLimits()
 
+    # How long a stage change or task completion waits for its creation (event time)
+    creation_wait_seconds: float = Field(default=300.0, ge=0)
+
     # Task deadlines by wall clock, once a partition is caught up
     overdue_check_interval_seconds: float = Field(default=5.0, gt=0)
     overdue_allowance_seconds: float = Field(default=60.0, ge=0)

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from salespulse.settings import LabelLimits, Pipeline, Settings
 from schemas.events import (
+    TOPIC_OF_TYPE,
     CallEnded,
     DealCreated,
     DealStageChanged,
@@ -56,6 +57,7 @@ class Aggregator:
         self.grace = settings.grace_period_seconds
         self.retention_days = settings.dedupe_horizon_days
         self.allowance = settings.overdue_allowance_seconds
+        self.creation_wait = settings.creation_wait_seconds
         limits: LabelLimits = settings.labels
         self.allowed: dict[str, frozenset[str]] = {
             "product": frozenset(limits.products),
@@ -95,12 +97,13 @@ class Aggregator:
         """Update all-history counters always, and the periods that are still open.
 
         Returns whether the event was late: its day had closed (end + grace)
-        before the manager's newest event.
+        before the newest event of the same stream (topic) for this manager.
         """
+        family = TOPIC_OF_TYPE[event.type]
         periods = periods_of(event.occurred_at, self.zone)
-        watermark = state.watermark
-        late = periods[0].end_epoch + self.grace <= watermark
-        open_periods = self._open_periods(state, periods)
+        stream = state.stream_watermarks.get(family, float("-inf"))
+        late = periods[0].end_epoch + self.grace <= stream
+        open_periods = self._open_periods(state, periods, stream)
         at = event.occurred_at.timestamp()
         if isinstance(event, DealCreated):
             self._deal_created(state, event, at, open_periods)
@@ -114,26 +117,38 @@ class Aggregator:
             self._task_completed(state, event, at)
         elif isinstance(event, TaskOverdue):
             self._task_overdue(state, event)
+        if at > stream:
+            state.stream_watermarks[family] = at
+            self._expire_periods(state)
+        watermark = state.watermark
         if at > watermark:
             state.watermark = at
-            self._expire_periods(state)
             if watermark == float("-inf") or int(at // 3600) != int(watermark // 3600):
                 self._expire_closed(state)  # hourly is enough for a retention counted in days
-        self.advance(state, state.watermark)
+        self.advance(
+            state,
+            tasks_clock=state.stream_watermarks.get("tasks", float("-inf")),
+            deals_clock=state.stream_watermarks.get("deals", float("-inf")),
+        )
         return late
 
     # -- the clock: deadlines -------------------------------------------------
 
-    def advance(self, state: ManagerState, clock: float) -> bool:
-        """Settle every deadline that *clock* has passed; returns whether anything changed.
+    def advance(self, state: ManagerState, tasks_clock: float, deals_clock: float) -> bool:
+        """Settle every deadline the clocks have passed; returns whether anything changed.
 
-        Called with the manager's own event time after each event, and with
-        wall-clock time for partitions that are caught up, so a manager who
-        has gone quiet still has overdue tasks noticed.
+        Called with the manager's own event times after each event (task
+        deadlines and regulations by the tasks stream, creation waits of deals
+        by the deals stream), and with wall-clock time for partitions that are
+        caught up, so a manager who has gone quiet still has overdue tasks
+        noticed.
         """
-        if clock < state.next_check:
-            return False
         changed = False
+        if deals_clock >= state.next_deal_check:
+            changed = self._settle_waiting_deals(state, deals_clock)
+        if tasks_clock < state.next_check:
+            return changed
+        clock = tasks_clock
         upcoming = float("inf")
         for task in state.tasks.values():
             if task.is_open and not task.overdue and task.due_at is not None:
@@ -143,12 +158,12 @@ class Aggregator:
                 else:
                     upcoming = min(upcoming, task.due_at + self.allowance)
             elif not task.created and task.completed_at is not None and not task.completion_counted:
-                # The creation never came within the grace period: count what is known.
-                if task.completed_at + self.grace < clock:
+                # The creation never came within the wait: count what is known.
+                if task.completed_at + self.creation_wait < clock:
                     self._count_completion(state, task)
                     changed = True
                 else:
-                    upcoming = min(upcoming, task.completed_at + self.grace)
+                    upcoming = min(upcoming, task.completed_at + self.creation_wait)
         for deal in state.deals.values():
             if not deal.checks:
                 continue
@@ -164,13 +179,39 @@ class Aggregator:
         state.next_check = upcoming
         return changed
 
+    def _settle_waiting_deals(self, state: ManagerState, clock: float) -> bool:
+        """Apply stage changes whose deal's creation did not come within the wait."""
+        changed = False
+        upcoming = float("inf")
+        for deal_id, deal in state.deals.items():
+            if not deal.pending:
+                continue
+            first = min(at for _, _, at in deal.pending)
+            if first + self.creation_wait < clock:
+                deal.settled = True
+                self._replay_pending(state, deal_id, deal)
+                changed = True
+            else:
+                upcoming = min(upcoming, first + self.creation_wait)
+        state.next_deal_check = upcoming
+        return changed
+
+    def _replay_pending(self, state: ManagerState, deal_id: str, deal: DealState) -> None:
+        pending, deal.pending = sorted(deal.pending, key=lambda entry: entry[2]), []
+        stream = state.stream_watermarks.get("deals", float("-inf"))
+        for stage, amount, at in pending:
+            periods = self._periods_at(state, at, stream)
+            self._enter_stage(state, deal_id, deal, stage, amount, at, periods)
+
     # -- periods and expiry ---------------------------------------------------
 
-    def _open_periods(self, state: ManagerState, periods: Iterable[Period]) -> list[OpenPeriod]:
+    def _open_periods(
+        self, state: ManagerState, periods: Iterable[Period], watermark: float
+    ) -> list[OpenPeriod]:
         found = []
         for period in periods:
             end = period.end_epoch
-            if end + self.grace <= state.watermark:
+            if end + self.grace <= watermark:
                 continue  # closed: the event still counts in the all-history counters
             existing = state.periods.get(period.key)
             if existing is None:
@@ -179,9 +220,12 @@ class Aggregator:
             found.append(existing)
         return found
 
-    def _periods_at(self, state: ManagerState, at: float) -> list[OpenPeriod]:
+    def _periods_at(self, state: ManagerState, at: float, watermark: float) -> list[OpenPeriod]:
         moment = datetime.fromtimestamp(at, self.zone)
-        return self._open_periods(state, periods_of(moment, self.zone))
+        return self._open_periods(state, periods_of(moment, self.zone), watermark)
+
+    def _task_periods_at(self, state: ManagerState, at: float) -> list[OpenPeriod]:
+        return self._periods_at(state, at, state.stream_watermarks.get("tasks", float("-inf")))
 
     @staticmethod
     def _add_period(periods: list[OpenPeriod], cell: CellKey, amount: float = 1.0) -> None:
@@ -189,7 +233,8 @@ class Aggregator:
             period.cells[cell] = period.cells.get(cell, 0.0) + amount
 
     def _expire_periods(self, state: ManagerState) -> None:
-        watermark = state.watermark
+        """Forget periods every stream has closed."""
+        watermark = min(state.stream_watermarks.values())
         closed = [key for key, p in state.periods.items() if p.end + self.grace <= watermark]
         for key in closed:
             del state.periods[key]
@@ -257,6 +302,8 @@ class Aggregator:
         state.add(("deals_created_total", deal.pipeline, deal.product, deal.channel))
         self._add_period(periods, ("deals_created",))
         self._enter_stage(state, event.deal_id, deal, event.stage, event.amount, at, periods)
+        if deal.pending:
+            self._replay_pending(state, event.deal_id, deal)
 
     def _deal_stage_changed(
         self, state: ManagerState, event: DealStageChanged, at: float, periods: list[OpenPeriod]
@@ -266,6 +313,11 @@ class Aggregator:
         deal = self._deal(state, event.deal_id, event.pipeline)
         if event.amount is not None:
             deal.amount = event.amount
+        if not deal.created and not deal.settled:
+            # Wait a little for the creation, which carries product and channel.
+            deal.pending.append((event.to_stage, event.amount, at))
+            state.next_deal_check = min(state.next_deal_check, at + self.creation_wait)
+            return
         self._enter_stage(state, event.deal_id, deal, event.to_stage, event.amount, at, periods)
 
     def _enter_stage(
@@ -364,7 +416,9 @@ class Aggregator:
         self, state: ManagerState, pipeline: str, check: RegulationCheck, result: str
     ) -> None:
         state.add(("regulation_checks_total", pipeline, check.stage, result))
-        self._add_period(self._periods_at(state, check.entered_at), ("regulation_checks", result))
+        self._add_period(
+            self._task_periods_at(state, check.entered_at), ("regulation_checks", result)
+        )
 
     # -- tasks ------------------------------------------------------------------
 
@@ -380,13 +434,13 @@ class Aggregator:
         task.due_at = event.due_at.timestamp()
         task.deal_id = event.deal_id
         state.add(("tasks_created_total", task.task_type))
-        self._add_period(self._periods_at(state, task.due_at), ("tasks_due",))
+        self._add_period(self._task_periods_at(state, task.due_at), ("tasks_due",))
         if task.completed_at is not None:
             if not task.completion_counted:
                 self._count_completion(state, task)  # its completion arrived first
         elif task.overdue:
             state.add(("tasks_overdue_total", task.task_type))  # confirmed before created
-            self._add_period(self._periods_at(state, task.due_at), ("tasks_overdue",))
+            self._add_period(self._task_periods_at(state, task.due_at), ("tasks_overdue",))
         else:
             state.next_check = min(state.next_check, task.due_at + self.allowance)
         deal = state.deals.get(event.deal_id) if event.deal_id else None
@@ -410,7 +464,7 @@ class Aggregator:
         if task.created:
             self._count_completion(state, task)
         else:
-            state.next_check = min(state.next_check, at + self.grace)
+            state.next_check = min(state.next_check, at + self.creation_wait)
 
     def _count_completion(self, state: ManagerState, task: TaskState) -> None:
         assert task.completed_at is not None
@@ -419,7 +473,9 @@ class Aggregator:
         else:
             on_time = "true" if task.completed_at <= task.due_at else "false"
         state.add(("tasks_completed_total", task.task_type, on_time))
-        self._add_period(self._periods_at(state, task.completed_at), ("tasks_completed", on_time))
+        self._add_period(
+            self._task_periods_at(state, task.completed_at), ("tasks_completed", on_time)
+        )
         task.completion_counted = True
         task.closed_day = self._day(task.completed_at)
         if on_time == "false" and not task.overdue:
@@ -442,7 +498,7 @@ class Aggregator:
         task.overdue = True
         state.add(("tasks_overdue_total", task.task_type))
         if task.due_at is not None:
-            self._add_period(self._periods_at(state, task.due_at), ("tasks_overdue",))
+            self._add_period(self._task_periods_at(state, task.due_at), ("tasks_overdue",))
 
     # -- calls ------------------------------------------------------------------
 

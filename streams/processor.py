@@ -105,7 +105,7 @@ class Processor:
         """Settle deadlines *clock* has passed in caught-up *partitions*; counts changes."""
         changed = 0
         for key, record in self.store.items_in(partitions, kinds=(b"m",)):
-            if isinstance(record, ManagerState) and self.aggregator.advance(record, clock):
+            if isinstance(record, ManagerState) and self.aggregator.advance(record, clock, clock):
                 self.store.touch(record.partition, key)
                 changed += 1
         return changed

@@ -57,6 +57,10 @@ class DealState:
     stage_entered_at: float | None = None
     reached: int = -1  # highest index of the ordered funnel reached
     checks: list[RegulationCheck] = field(default_factory=list)
+    # Stage changes seen before the deal's creation: (stage, amount, at), applied
+    # when the creation arrives, or as they are once the creation wait is over.
+    pending: list[tuple[str, float | None, float]] = field(default_factory=list)
+    settled: bool = False  # no creation is waited for any more
 
     def to_list(self) -> list[Any]:
         return [
@@ -72,12 +76,16 @@ class DealState:
             self.stage,
             self.stage_entered_at,
             self.reached,
+            self.settled,
+            [list(entry) for entry in self.pending],
             [[c.stage, c.task_type, c.deadline, c.entered_at] for c in self.checks],
         ]
 
     @classmethod
     def from_list(cls, items: list[Any]) -> DealState:
-        deal = cls(*items[:-1])
+        deal = cls(*items[:-3])
+        deal.settled = items[-3]
+        deal.pending = [(stage, amount, at) for stage, amount, at in items[-2]]
         deal.checks = [RegulationCheck(*check) for check in items[-1]]
         return deal
 
@@ -135,6 +143,10 @@ class ManagerState:
     partition: int
     offsets: dict[str, int] = field(default_factory=dict)
     watermark: float = float("-inf")  # newest event time applied, epoch seconds
+    # Newest event time per topic family (deals, tasks, calls). Topics are consumed
+    # independently and may be minutes or days apart after a catch-up, so lateness
+    # and deadlines are judged per stream, never by another topic's progress.
+    stream_watermarks: dict[str, float] = field(default_factory=dict)
     counters: dict[CellKey, float] = field(default_factory=dict)
     periods: dict[str, OpenPeriod] = field(default_factory=dict)
     deals: dict[str, DealState] = field(default_factory=dict)
@@ -142,7 +154,8 @@ class ManagerState:
     tasks: dict[str, TaskState] = field(default_factory=dict)
     # (histogram, *labels) -> [count per bucket..., sum, count]
     histograms: dict[CellKey, list[float]] = field(default_factory=dict)
-    next_check: float = float("inf")  # earliest task deadline or regulation deadline
+    next_check: float = float("inf")  # earliest task or regulation deadline (tasks clock)
+    next_deal_check: float = float("inf")  # earliest end of a creation wait (deals clock)
     labels: dict[str, list[str]] = field(default_factory=dict)  # admitted free-text values
 
     def add(self, cell: CellKey, amount: float = 1.0) -> None:
@@ -212,6 +225,7 @@ def encode(record: Record) -> bytes:
             "p": record.partition,
             "o": record.offsets,
             "w": record.watermark if record.watermark != float("-inf") else None,
+            "W": record.stream_watermarks,
             "c": _cells_out(record.counters),
             "P": {key: [p.end, _cells_out(p.cells)] for key, p in record.periods.items()},
             "d": {deal_id: deal.to_list() for deal_id, deal in record.deals.items()},
@@ -219,6 +233,7 @@ def encode(record: Record) -> bytes:
             "t": {task_id: task.to_list() for task_id, task in record.tasks.items()},
             "h": [[*key, values] for key, values in record.histograms.items()],
             "n": record.next_check if record.next_check != float("inf") else None,
+            "N": record.next_deal_check if record.next_deal_check != float("inf") else None,
             "l": record.labels,
         }
     elif isinstance(record, SeenIds):
@@ -244,6 +259,7 @@ def decode(raw: bytes) -> Record:
             partition=body["p"],
             offsets=body["o"],
             watermark=body["w"] if body["w"] is not None else float("-inf"),
+            stream_watermarks=body["W"],
             counters=_cells_in(body["c"]),
             periods={
                 key: OpenPeriod(end, _cells_in(cells)) for key, (end, cells) in body["P"].items()
@@ -253,6 +269,7 @@ def decode(raw: bytes) -> Record:
             tasks={task_id: TaskState.from_list(items) for task_id, items in body["t"].items()},
             histograms={tuple(row[:-1]): row[-1] for row in body["h"]},
             next_check=body["n"] if body["n"] is not None else float("inf"),
+            next_deal_check=body["N"] if body["N"] is not None else float("inf"),
             labels=body["l"],
         )
     if kind == "s":

@@ -155,11 +155,16 @@ def test_completed_before_created_gives_the_in_order_numbers() -> None:
     assert in_order.manager("m-a").counters == out_of_order.manager("m-a").counters
 
 
-def test_overdue_noticed_from_the_managers_own_later_events() -> None:
+def test_overdue_noticed_from_the_managers_own_later_task_events() -> None:
     h = Harness()
     h.send(task_created("m-a", "T1", "call", T0, due=T0 + minutes(10)))
     assert h.counter("m-a", "tasks_overdue_total") == 0
-    h.send(call("m-a", "C1", 60, T0 + minutes(15)))  # 5 minutes past due, beyond the allowance
+    # A call is on another topic, which may run ahead of the tasks topic after a
+    # catch-up: it proves nothing about completions still on their way.
+    h.send(call("m-a", "C1", 60, T0 + minutes(15)))
+    assert h.counter("m-a", "tasks_overdue_total") == 0
+    # A later task event does: the tasks topic is ordered per manager.
+    h.send(task_created("m-a", "T2", "email", T0 + minutes(15), due=T0 + minutes(300)))
     assert h.counter("m-a", "tasks_overdue_total", "call") == 1
     h.send(task_overdue("m-a", "T1", T0 + minutes(16)))
     assert h.counter("m-a", "tasks_overdue_total", "call") == 1  # confirmed, not double counted
@@ -188,11 +193,13 @@ def test_overdue_confirmation_before_creation_counts_once_with_its_type() -> Non
     assert h.counter("m-a", "tasks_overdue_total") == 1
 
 
-def test_completion_without_creation_is_counted_after_the_grace_period() -> None:
+def test_completion_without_creation_is_counted_after_the_creation_wait() -> None:
     h = Harness()
     h.send(task_completed("m-a", "T-old", T0))
     assert h.counter("m-a", "tasks_completed_total") == 0
-    h.send(call("m-a", "C1", 30, T0 + timedelta(hours=2)))  # grace is one hour here
+    h.send(task_completed("m-a", "T-other", T0 + minutes(4)))  # within the 5-minute wait
+    assert h.counter("m-a", "tasks_completed_total") == 0
+    h.send(task_completed("m-a", "T-last", T0 + minutes(6)))
     assert h.counter("m-a", "tasks_completed_total", "", "unknown") == 1
 
 
@@ -341,3 +348,49 @@ def test_a_kpi_tightened_in_steps_takes_effect_on_its_dates() -> None:
         )
         == 1620
     )
+
+
+# -- out of order and skew between topics ------------------------------------------
+
+
+def test_stage_changes_before_the_creation_give_the_in_order_numbers() -> None:
+    created = deal_created("m-a", "D1", T0, product="crm-pro", channel="web")
+    moves = [
+        stage_changed("m-a", "D1", "proposal", T0 + minutes(1)),
+        stage_changed("m-a", "D1", "won", T0 + minutes(2), amount=700.0),
+    ]
+    in_order, out_of_order = Harness(), Harness()
+    in_order.send(created, *moves)
+    out_of_order.send(*moves)
+    assert out_of_order.counter("m-a", "deals_closed_total") == 0  # waiting for the creation
+    out_of_order.send(created)
+    expected = in_order.manager("m-a")
+    actual = out_of_order.manager("m-a")
+    assert actual.counters == expected.counters
+    assert actual.histograms == expected.histograms
+    assert {k: p.cells for k, p in actual.periods.items()} == {
+        k: p.cells for k, p in expected.periods.items()
+    }
+
+
+def test_a_deal_never_created_is_counted_after_the_creation_wait() -> None:
+    h = Harness()
+    h.send(stage_changed("m-a", "OLD", "won", T0, amount=500.0))
+    assert h.counter("m-a", "deals_closed_total") == 0
+    h.send(stage_changed("m-a", "OTHER", "qualified", T0 + minutes(6)))  # the deals clock moves on
+    assert h.counter("m-a", "deals_closed_total", "default", "won", "", "") == 1
+    assert h.counter("m-a", "deals_won_amount_total") == 500.0
+    assert h.counter("m-a", "deals_created_total") == 0  # its creation was never seen
+
+
+def test_one_topic_running_ahead_makes_no_other_topic_late() -> None:
+    h = Harness()
+    h.send(call("m-a", "C-future", 60, T0 + timedelta(days=3)))  # the calls topic caught up first
+    h.send(task_created("m-a", "T1", "call", T0, due=T0 + minutes(30)))
+    h.send(deal_created("m-a", "D1", T0))
+    state = h.manager("m-a")
+    assert h.counter("m-a", "events_total", "crm.tasks", "task.created", "processed") == 1
+    assert h.counter("m-a", "events_total", "crm.deals", "deal.created", "processed") == 1
+    assert h.counter("m-a", "tasks_overdue_total") == 0
+    day = f"day:{T0.astimezone(h.processor.zone).date().isoformat()}"
+    assert state.periods[day].cells[("deals_created",)] == 1
