@@ -13,10 +13,18 @@ import os
 from contextvars import ContextVar
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -195,6 +203,18 @@ class Settings(BaseSettings):
     batch_max_events: int = Field(default=2000, ge=1)
     batch_max_seconds: float = Field(default=0.1, gt=0)
     log_level: str = "info"
+    startup_timeout_seconds: float = Field(default=120.0, gt=0)  # waiting for the broker
+
+    # Kafka security: TLS and SASL (PLAIN, SCRAM). The password is a secret: it is
+    # never printed in logs, settings dumps or metrics.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_check_hostname: bool = True
 
     # Event time
     timezone: str = "UTC"
@@ -207,6 +227,10 @@ class Settings(BaseSettings):
     managers: dict[str, Manager] = Field(default_factory=dict)
     kpi: KpiTargets = KpiTargets()
     labels: LabelLimits = LabelLimits()
+
+    # Managers not in [managers] that one partition may track; beyond, events are
+    # dead-lettered as manager_limit so a flood of ids cannot explode the series.
+    max_unconfigured_managers: int = Field(default=1000, ge=0)
 
     # How long a stage change or task completion waits for its creation (event time)
     creation_wait_seconds: float = Field(default=300.0, ge=0)
@@ -232,6 +256,14 @@ class Settings(BaseSettings):
         if not value.startswith("kafka://"):
             raise ValueError("broker must look like kafka://host:port")
         return value
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> Settings:
+        if self.security_protocol.startswith("SASL") and not (
+            self.sasl_username and self.sasl_password
+        ):
+            raise ValueError(f"{self.security_protocol} needs sasl_username and sasl_password")
+        return self
 
     @model_validator(mode="after")
     def _heartbeat_below_session(self) -> Settings:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from salespulse.kafka_security import client_options
 from salespulse.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,20 +28,30 @@ class BrokerUnavailableError(RuntimeError):
 
 
 def bootstrap_servers(broker: str) -> list[str]:
-    """``kafka://h1:p1;h2:p2`` (or comma separated) -> ``["h1:p1", "h2:p2"]``."""
-    hosts = broker.removeprefix("kafka://")
-    return [host.strip() for host in hosts.replace(";", ",").split(",") if host.strip()]
+    """``host:port`` entries of a ``kafka://h1:p1;h2:p2`` (or comma separated) broker URL."""
+    hosts = [
+        part.strip().removeprefix("kafka://")
+        for part in re.split(r"[;,]", broker.strip())
+        if part.strip()
+    ]
+    hosts = [host for host in hosts if host]
+    if not hosts:
+        raise ValueError(f"broker {broker!r} names no host")
+    return hosts
 
 
-async def ensure_topics(settings: Settings, *, deadline_seconds: float = 60.0) -> None:
+async def ensure_topics(settings: Settings) -> None:
     assert settings.broker, "the broker is resolved before topics are created"
+    deadline_seconds = settings.startup_timeout_seconds
     wanted = [*settings.source_topics, settings.topic_dead_letter]
     deadline = time.monotonic() + deadline_seconds
     attempt = 0
     while True:
         attempt += 1
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=bootstrap_servers(settings.broker), request_timeout_ms=10000
+            bootstrap_servers=bootstrap_servers(settings.broker),
+            request_timeout_ms=10000,
+            **client_options(settings),
         )
         try:
             await admin.start()

@@ -10,6 +10,7 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from metrics.collector import StateCollector
+from metrics.health import HealthCollector
 from metrics.server import MetricsServer
 from salespulse.broker import broker_url
 from salespulse.settings import Settings
@@ -51,6 +52,7 @@ def _run(settings: Settings) -> int:
     runtime = build_app(settings)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StateCollector(runtime.records, settings))
+    registry.register(HealthCollector(runtime))
     server = MetricsServer(registry, runtime.ready, settings.metrics_host, settings.metrics_port)
     worker = faust.Worker(runtime.app, server, loglevel=settings.log_level, loop=loop)
     try:

@@ -19,6 +19,7 @@ from typing import Any
 import faust
 from faust.types import TP
 
+from salespulse.kafka_security import faust_credentials
 from salespulse.settings import Settings
 from streams.changelog import ChangelogWriter
 from streams.deadletter import publish_dead_letters
@@ -41,6 +42,10 @@ class Runtime:
     store: StateStore
     changelog: ChangelogWriter
     batches: int = field(default=0)
+    started_at: float = field(default_factory=time.time)
+    ready_at: float | None = None
+    # (topic, partition) -> messages not yet consumed, for actively owned partitions
+    lag: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def active_partitions(self) -> set[int]:
         actives: set[TP] = self.app.assignor.assigned_actives()
@@ -49,28 +54,47 @@ class Runtime:
     def ready(self) -> bool:
         tables: Any = self.app.tables  # the recovery service is not on the public interface
         recovery = tables.recovery
-        return bool(
+        ready = bool(
             recovery.completed.is_set() and not self.app.in_recovery and not self.app.rebalancing
         )
+        if ready and self.ready_at is None:
+            self.ready_at = time.time()
+        return ready
 
-    async def caught_up_partitions(self) -> set[int]:
-        """Active partitions whose every source topic is consumed up to its end.
-
-        Only there may wall-clock time stand in for event time: while history is
-        still being replayed, a task's completion may be just a few messages away.
-        """
+    async def refresh_lag(self) -> None:
+        """Messages between each owned partition's consume position and its end."""
         consumer: Any = self.app.consumer
-        caught_up = set()
+        lag: dict[tuple[str, int], int] = {}
         for partition in self.active_partitions():
             for topic in self.settings.source_topics:
                 tp = TP(topic, partition)
                 end = consumer.highwater(tp)
                 position = await consumer.position(tp)
-                if end is None or position is None or position < end:
-                    break
-            else:
-                caught_up.add(partition)
-        return caught_up
+                if end is not None and position is not None:
+                    lag[(topic, partition)] = max(0, end - position)
+        self.lag = lag
+
+    def caught_up_partitions(self) -> set[int]:
+        """Active partitions whose every source topic is consumed up to its end.
+
+        Only there may wall-clock time stand in for event time: while history is
+        still being replayed, a task's completion may be just a few messages away.
+        """
+        return {
+            partition
+            for partition in self.active_partitions()
+            if all(self.lag.get((topic, partition)) == 0 for topic in self.settings.source_topics)
+        }
+
+    def changelog_records_written(self) -> int:
+        return self.changelog.records_written
+
+    def topic_of_family(self, family: str) -> str:
+        return {
+            "deals": self.settings.topic_deals,
+            "tasks": self.settings.topic_tasks,
+            "calls": self.settings.topic_calls,
+        }[family]
 
     def records(self) -> list[Record]:
         """State of the actively owned partitions; nothing while state is being restored."""
@@ -92,6 +116,7 @@ def build_app(settings: Settings) -> Runtime:
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.heartbeat_interval_seconds,
         producer_acks=-1,
+        broker_credentials=faust_credentials(settings),
         table_cleanup_interval=3600.0,
     )
     table = app.Table(
@@ -117,7 +142,8 @@ def build_app(settings: Settings) -> Runtime:
         """Notice overdue tasks and missed regulations of managers who have gone quiet."""
         if not runtime.ready():
             return
-        partitions = await runtime.caught_up_partitions()
+        await runtime.refresh_lag()
+        partitions = runtime.caught_up_partitions()
         if partitions and processor.tick(partitions, time.time()):
             await changelog.write()
 

@@ -27,6 +27,7 @@ RejectReason = Literal[
     "out_of_range",
     "unknown_pipeline",
     "unknown_stage",
+    "manager_limit",
     "processing_error",
 ]
 

@@ -69,6 +69,9 @@ class Processor:
             settings.topic_tasks: "tasks",
             settings.topic_calls: "calls",
         }
+        self.configured_managers = frozenset(settings.managers)
+        self.max_unconfigured = settings.max_unconfigured_managers
+        self._unconfigured: dict[int, set[str]] = {}  # partition -> managers tracked
         # Origins pack (offset, topic) into one int: offset * 4 + topic index.
         self.topic_index = {topic: index for index, topic in enumerate(settings.source_topics)}
 
@@ -92,7 +95,7 @@ class Processor:
                 if isinstance(result, Rejection):
                     self._reject(topic, message, result, dead)
                 else:
-                    self._accept(topic, message, result)
+                    self._accept(topic, message, result, dead)
             except Exception as exc:  # a bug must cost one event, never the worker
                 log.exception(
                     "processing %s[%d]@%d failed", topic, message.partition, message.offset
@@ -132,10 +135,40 @@ class Processor:
         self.store.put(message.partition, key, state)
         dead.append(DeadLetter(topic, message, rejection))
 
-    def _accept(self, topic: str, message: RawMessage, event: Event) -> None:
+    def _admit(self, partition: int, manager_id: str) -> bool:
+        """Whether a manager without state may get some: configured ones always."""
+        if manager_id in self.configured_managers:
+            return True
+        tracked = self._unconfigured.get(partition)
+        if tracked is None:  # first use since (re)assignment: count what the state holds
+            tracked = {
+                record.manager_id
+                for _, record in self.store.items_in({partition}, kinds=(b"m",))
+                if isinstance(record, ManagerState)
+                and record.manager_id not in self.configured_managers
+            }
+            self._unconfigured[partition] = tracked
+        if len(tracked) >= self.max_unconfigured:
+            return False
+        tracked.add(manager_id)
+        return True
+
+    def _accept(
+        self, topic: str, message: RawMessage, event: Event, dead: list[DeadLetter]
+    ) -> None:
         key = manager_key(message.partition, event.manager_id)
         state = self.store.get(key)
         if not isinstance(state, ManagerState):
+            if not self._admit(message.partition, event.manager_id):
+                limit = Rejection(
+                    "manager_limit",
+                    f"manager {event.manager_id!r} is not configured and this partition already "
+                    f"tracks {self.max_unconfigured} unconfigured managers; add it to [managers] "
+                    "or raise max_unconfigured_managers",
+                    event.type,
+                )
+                self._reject(topic, message, limit, dead)
+                return
             state = ManagerState(manager_id=event.manager_id, partition=message.partition)
         origin = message.offset * 4 + self.topic_index[topic]
         if message.offset <= state.offsets.get(topic, -1):

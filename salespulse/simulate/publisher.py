@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -21,8 +20,10 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from salespulse.kafka_security import client_options
 from salespulse.settings import ConfigurationError, Settings
 from salespulse.simulate.floor import DEFAULT_SPEED, Event, SalesFloor, topic_for
+from salespulse.topics import bootstrap_servers
 
 __all__ = ["BrokerUnavailableError", "bootstrap_servers", "encode", "publish"]
 
@@ -36,19 +37,6 @@ CLIENT_ID = "salespulse-simulator"
 
 class BrokerUnavailableError(ConfigurationError):
     """The broker cannot be reached or stopped accepting events; meant for the operator."""
-
-
-def bootstrap_servers(broker: str) -> list[str]:
-    """``host:port`` entries of a ``kafka://h1:p1;h2:p2`` (or comma separated) broker URL."""
-    hosts = [
-        part.strip().removeprefix("kafka://")
-        for part in re.split(r"[;,]", broker.strip())
-        if part.strip()
-    ]
-    hosts = [host for host in hosts if host]
-    if not hosts:
-        raise ValueError(f"broker {broker!r} names no host")
-    return hosts
 
 
 def encode(event: Event) -> bytes:
@@ -83,7 +71,7 @@ async def publish(
         raise ValueError(f"limit must not be negative, not {limit!r}")
     servers = bootstrap_servers(settings.broker)
     floor = SalesFloor(settings, seed=seed, speed=speed)
-    producer = await _connect(servers, stop)
+    producer = await _connect(servers, stop, client_options(settings))
     if producer is None:
         return 0
     published = 0
@@ -145,7 +133,9 @@ async def _send(
     return len(events)
 
 
-async def _connect(servers: list[str], stop: asyncio.Event | None) -> Any | None:
+async def _connect(
+    servers: list[str], stop: asyncio.Event | None, options: dict[str, Any]
+) -> Any | None:
     """Start a producer, retrying while the broker comes up; None if stopped while waiting."""
     deadline = time.monotonic() + CONNECT_TIMEOUT_SECONDS
     where = ",".join(servers)
@@ -160,6 +150,7 @@ async def _connect(servers: list[str], stop: asyncio.Event | None) -> Any | None
                 client_id=CLIENT_ID,
                 acks="all",
                 linger_ms=LINGER_MS,
+                **options,
             )
             try:
                 await producer.start()

@@ -181,3 +181,17 @@ def test_dedupe_memory_expires_beyond_the_horizon() -> None:
     newest_day = NOW.astimezone(h.processor.zone).date().toordinal()
     assert all(day >= newest_day - horizon for day in state.seen_days)
     assert len(h.changelog) == 2  # the manager record and one live dedupe bucket
+
+
+def test_a_flood_of_unknown_managers_is_capped_and_dead_lettered() -> None:
+    h = Harness(max_unconfigured_managers=3)
+    dead = h.run(CALLS, [h.message(CALLS, call(f"flood-{n}", f"c{n}", 10, NOW)) for n in range(10)])
+    assert [letter.rejection.reason for letter in dead] == ["manager_limit"] * 7
+    assert "max_unconfigured_managers" in dead[0].rejection.detail
+    h.restart()  # the cap counts the managers already in the state
+    dead = h.run(CALLS, [h.message(CALLS, call("flood-new", "c-new", 10, NOW))])
+    assert [letter.rejection.reason for letter in dead] == ["manager_limit"]
+    assert h.run(CALLS, [h.message(CALLS, call("flood-1", "c-again", 10, NOW))]) == []
+    rejected = h.store.get(b"r\x1f0\x1fcrm.calls")
+    assert isinstance(rejected, RejectedState)
+    assert rejected.counters[("events_rejected_total", CALLS, "manager_limit")] == 8
