@@ -124,7 +124,7 @@ def _simulate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from salespulse.broker import EmbeddedBroker, die_with_parent
     from salespulse.config import DEMO_CONFIG
-    from salespulse.worker import run_worker
+    from salespulse.worker import EMBEDDED_GROUP_TIMING, run_worker
 
     if not args.config and not os.environ.get("SALESPULSE_CONFIG"):
         args.config = str(DEMO_CONFIG)
@@ -167,7 +167,10 @@ def _demo(args: argparse.Namespace) -> int:
             flush=True,
         )
         try:
-            return run_worker(settings.model_copy(update={"broker": broker.url}))
+            timing = {
+                k: v for k, v in EMBEDDED_GROUP_TIMING.items() if k not in settings.model_fields_set
+            }
+            return run_worker(settings.model_copy(update={"broker": broker.url, **timing}))
         finally:
             simulator.send_signal(signal.SIGTERM)
             try:

@@ -17,11 +17,25 @@ from salespulse.settings import Settings
 from salespulse.topics import BrokerUnavailableError, ensure_topics
 from streams.app import build_app
 
+# The embedded broker makes a joining consumer wait out the session timeout; with
+# one local worker a short one costs nothing and makes the demo ready in seconds.
+EMBEDDED_GROUP_TIMING = {"session_timeout_seconds": 6.0, "heartbeat_interval_seconds": 1.0}
+
 
 def run_worker(settings: Settings) -> int:
     """Block until the worker stops (Ctrl-C, SIGTERM); returns the exit code."""
+    embedded = settings.broker is None
     with broker_url(settings.broker) as url:
-        return _run(settings.model_copy(update={"broker": url}))
+        update: dict[str, object] = {"broker": url}
+        if embedded:
+            update.update(
+                {
+                    name: value
+                    for name, value in EMBEDDED_GROUP_TIMING.items()
+                    if name not in settings.model_fields_set
+                }
+            )
+        return _run(settings.model_copy(update=update))
 
 
 def _port_free(host: str, port: int) -> bool:
