@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from salespulse.broker import EmbeddedBroker
+from salespulse.settings import DEFAULT_STAGES
 from tests.support.kafka import publish_events
 from tests.support.polling import wait_for
 from tests.support.processes import WorkerProcess
@@ -25,17 +26,7 @@ from tests.support.scrape import Samples, scrape, total
 pytestmark = pytest.mark.integration
 
 ZONE = ZoneInfo("Europe/Berlin")
-STAGES = [
-    "lead",
-    "qualified",
-    "contacted",
-    "needs_analysis",
-    "demo",
-    "proposal",
-    "negotiation",
-    "contract",
-    "won",
-]
+STAGES = list(DEFAULT_STAGES)  # the nine-stage funnel of the examples
 THROUGHPUT = {"m-1": 20, "m-2": 25, "m-3": 21, "m-4": 12}
 # Deals reaching each of the nine stages: 25 -> 4 is 16%, 25 -> 1 is 4%.
 FUNNEL = {
