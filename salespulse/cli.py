@@ -50,6 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--limit", type=int, help="stop after this many events")
     simulate.add_argument("--duration", type=float, help="stop after this many seconds")
 
+    top = commands.add_parser("top", help="the wall screen in a terminal, read from /metrics")
+    top.add_argument(
+        "--url",
+        action="append",
+        help="a worker's /metrics (repeat for several workers; default localhost:9820)",
+    )
+    top.add_argument("--window", choices=["day", "week", "month"], default="week")
+    top.add_argument("--interval", type=float, default=5.0, help="seconds between refreshes")
+    top.add_argument("--once", action="store_true", help="print one screen and exit")
+
     schemas = commands.add_parser("schemas", help="the event contract as JSON Schema")
     schema_commands = schemas.add_subparsers(dest="schemas_command", required=True)
     export = schema_commands.add_parser("export", help="write one JSON Schema per event type")
@@ -68,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
             return _simulate(args)
         if args.command == "schemas":
             return _schemas(args)
+        if args.command == "top":
+            from salespulse.top import run
+
+            urls = args.url or ["http://localhost:9820/metrics"]
+            return run(urls, args.window, args.interval, args.once)
     except ConfigurationError as exc:
         print(f"salespulse: {exc}", file=sys.stderr)
         return 2
