@@ -1,0 +1,1 @@
+"""Deployment files; Python only where they are generated (Grafana dashboards as code)."""

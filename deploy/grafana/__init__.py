@@ -1,0 +1,1 @@
+"""Grafana dashboards as code: sources in dashboards_src/, rendered JSON in dashboards/."""

@@ -1,0 +1,485 @@
+"""Manager: one manager's drill-down, for the team lead's one-to-one.
+
+The top row is the manager "now" in the chosen period (recording rules, instant);
+the charts below follow the dashboard's time range: period numbers over time
+(they restart at every period boundary), and all-history counters and
+histograms as increases over the range (time in stage, sales cycle, call
+lengths, regulation compliance by stage, segments).
+"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import heatmap
+from grafana_foundation_sdk.models import common as common_models
+from grafana_foundation_sdk.models import dashboard as dashboard_models
+from grafana_foundation_sdk.models import heatmap as heatmap_models
+from grafana_foundation_sdk.models import prometheus as prometheus_models
+
+from . import common as c
+
+UID = "salespulse-manager"
+TITLE = "Manager"
+
+M = 'manager="$manager"'
+MW = c.MANAGER_WINDOW
+MP = 'manager="$manager", pipeline="$pipeline"'
+# The manager's own team, for "team average" lines: keeps the team series whose
+# team equals the manager's (unconfigured managers have team "").
+OWN_TEAM = 'and on (team) salespulse_manager_info{manager="$manager"}'
+
+
+def _stats() -> list[c.PanelBuilder]:
+    top = 0
+    height = 5
+    return [
+        c.stat_panel(
+            "Deals closed",
+            "Deals this manager closed (won + lost) in the chosen period.",
+            [c.query(f"manager_window:salespulse_throughput:deals{{{MW}}}", "deals", instant=True)],
+            unit=c.COUNT,
+            decimals=0,
+            place=c.at(0, top, 4, height),
+        ),
+        c.stat_panel(
+            "vs team average",
+            "Deals closed compared with the team's average per active manager in the "
+            "period: 0% is the average. Green within ±10%, amber within ±20%, red beyond.",
+            [
+                c.query(
+                    f"manager_window:salespulse_throughput_deviation:ratio{{{MW}}}",
+                    "deviation",
+                    instant=True,
+                )
+            ],
+            unit=c.RATIO,
+            decimals=0,
+            thresholds=c.DEVIATION,
+            place=c.at(4, top, 4, height),
+        ),
+        c.stat_panel(
+            "Win rate",
+            "Won / (won + lost) over the deals closed in the period. Red below 20%, "
+            "amber below 25% (the win-rate KPI), green from 25%.",
+            [
+                c.query(
+                    f"manager_window:salespulse_win_rate:ratio{{{MW}}}", "win rate", instant=True
+                )
+            ],
+            unit=c.RATIO,
+            decimals=0,
+            thresholds=c.WIN_RATE,
+            place=c.at(8, top, 4, height),
+        ),
+        c.stat_panel(
+            "Overdue tasks",
+            "Share of the tasks due in the period that became overdue. Green below "
+            "15%, amber from 15%, red from 20% (the team KPI; the manager's own KPI is "
+            "the dashed line in 'Overdue tasks vs KPI').",
+            [
+                c.query(
+                    f"manager_window:salespulse_overdue_rate:ratio{{{MW}}}", "overdue", instant=True
+                )
+            ],
+            unit=c.RATIO,
+            decimals=0,
+            thresholds=c.OVERDUE_RATE,
+            place=c.at(12, top, 4, height),
+        ),
+        c.stat_panel(
+            "Average call",
+            "Talk time / answered calls in the period. Green below 15 min, amber below "
+            "27 min, red from 27 min (the manager's own KPI is the dashed line in "
+            "'Average call vs KPI').",
+            [
+                c.query(
+                    f"manager_window:salespulse_call_duration_seconds:avg{{{MW}}}",
+                    "average call",
+                    instant=True,
+                )
+            ],
+            unit=c.SECONDS,
+            decimals=1,
+            thresholds=c.CALL_DURATION,
+            place=c.at(16, top, 4, height),
+        ),
+        c.stat_panel(
+            "Regulation compliance",
+            "Stage regulations met / (met + missed) in the period: entering a stage "
+            "obliges a task of a given type, due soon enough. Red below 90% (the KPI), "
+            "amber below 95%.",
+            [
+                c.query(
+                    f"manager_window:salespulse_regulation_compliance:ratio{{{MW}}}",
+                    "compliance",
+                    instant=True,
+                )
+            ],
+            unit=c.RATIO,
+            decimals=0,
+            thresholds=c.COMPLIANCE,
+            place=c.at(20, top, 4, height),
+        ),
+    ]
+
+
+def _throughput_and_funnel() -> list[c.PanelBuilder]:
+    top = 5
+    height = 9
+    period_pipeline = f'{MW}, pipeline="$pipeline"'
+    return [
+        c.timeseries_panel(
+            "Deals closed vs team average",
+            "Deals closed in the current period as the time range moves on, against the "
+            "team's average per active manager. Both restart at each period boundary "
+            "(midnight, Monday, the 1st).",
+            [
+                c.query(f"manager_window:salespulse_throughput:deals{{{MW}}}", "{{name}}"),
+                c.query(
+                    f'team_window:salespulse_throughput:avg{{window="$window"}} {OWN_TEAM}',
+                    "team average ({{team}})",
+                    "B",
+                ),
+            ],
+            unit=c.COUNT,
+            stepped=True,
+            place=c.at(0, top, 12, height),
+        ).override_by_query("B", c.average_line()),
+        c.bar_gauge_panel(
+            "Deals reached per stage",
+            "Deals that reached each funnel stage in the period, in funnel order; a deal "
+            "counts once per stage, skipped stages count as passed.",
+            [
+                c.instant_table(
+                    c.by_funnel_index(
+                        f"manager_window_pipeline_stage:salespulse_stage_reached:sum{{{period_pipeline}}}"
+                    )
+                )
+            ],
+            unit=c.COUNT,
+            decimals=0,
+            rows=True,
+            transformations=c.funnel_rows(["stage", "Value"]),
+            place=c.at(12, top, 6, height),
+        ),
+        c.bar_gauge_panel(
+            "Stage conversion",
+            "For each stage, the share of the deals that reached the previous stage in "
+            "the period which also reached this one. Red below 30% (the stage-conversion "
+            "KPI).",
+            [
+                c.instant_table(
+                    c.by_funnel_index(
+                        "manager_window_pipeline_stage:salespulse_stage_conversion:ratio"
+                        f"{{{period_pipeline}}}"
+                    )
+                )
+            ],
+            unit=c.RATIO,
+            decimals=0,
+            rows=True,
+            max_value=1,
+            thresholds=c.STAGE_CONVERSION,
+            transformations=c.funnel_rows(["stage", "Value"]),
+            place=c.at(18, top, 6, height),
+        ),
+    ]
+
+
+def _quantile(q: float, metric: str, selector: str, by: str) -> str:
+    """The q-quantile of a histogram's observations in the time range; empty ranges
+    (NaN) are dropped."""
+    return (
+        f"histogram_quantile({q}, sum by ({by}) "
+        f"(increase({metric}_bucket{{{selector}}}[$__range]))) >= 0"
+    )
+
+
+def _stages_and_tasks() -> list[c.PanelBuilder]:
+    top = 14
+    height = 9
+    stage_duration = "salespulse_deal_stage_duration_seconds"
+    cycle = "salespulse_deal_sales_cycle_seconds"
+    regulation_all = f"increase(salespulse_regulation_checks_total{{{MP}}}[$__range])"
+    regulation_met = f'increase(salespulse_regulation_checks_total{{{MP}, result="met"}}[$__range])'
+    return [
+        c.table_panel(
+            "Time in stage",
+            "How long this manager's deals stayed in each stage before leaving it, over "
+            "the dashboard's time range: median and 90th percentile, in funnel order.",
+            [
+                c.instant_table(
+                    c.by_funnel_index(
+                        f"({_quantile(0.5, stage_duration, MP, 'pipeline, stage, le')})"
+                    ),
+                    "A",
+                ),
+                c.instant_table(
+                    c.by_funnel_index(
+                        f"({_quantile(0.9, stage_duration, MP, 'pipeline, stage, le')})"
+                    ),
+                    "B",
+                ),
+            ],
+            unit=c.SECONDS,
+            transformations=[
+                c.transformation("merge", {}),
+                *c.sort_rows("index", numeric=True),
+                c.organize(
+                    exclude=["Time", "index", "pipeline"],
+                    rename={"stage": "Stage", "Value #A": "Median", "Value #B": "90th percentile"},
+                ),
+            ],
+            place=c.at(0, top, 8, height),
+        ),
+        c.stat_panel(
+            "Sales cycle",
+            "Creation to won, over the deals this manager won in the dashboard's time "
+            "range: average, median and 90th percentile.",
+            [
+                c.query(
+                    f"sum(increase({cycle}_sum{{{M}}}[$__range]))\n"
+                    f"/ (sum(increase({cycle}_count{{{M}}}[$__range])) > 0)",
+                    "average",
+                    instant=True,
+                ),
+                c.query(_quantile(0.5, cycle, M, "le"), "median", "B", instant=True),
+                c.query(_quantile(0.9, cycle, M, "le"), "90th percentile", "C", instant=True),
+            ],
+            unit=c.SECONDS,
+            decimals=1,
+            value_size=32,
+            title_size=16,
+            text_mode=common_models.BigValueTextMode.VALUE_AND_NAME,
+            place=c.at(8, top, 4, height),
+        ),
+        c.stat_panel(
+            "Tasks",
+            "Tasks due in the period, those of them that became overdue, tasks completed "
+            "on time in the period, and the open and open overdue tasks right now.",
+            [
+                c.query(f"manager_window:salespulse_tasks_due:sum{{{MW}}}", "due", instant=True),
+                c.query(
+                    f"manager_window:salespulse_tasks_overdue:sum{{{MW}}}",
+                    "overdue",
+                    "B",
+                    instant=True,
+                ),
+                c.query(
+                    f'sum(salespulse_period_tasks_completed{{{MW}, on_time="true"}}) or vector(0)',
+                    "completed on time",
+                    "C",
+                    instant=True,
+                ),
+                c.query(f"sum(salespulse_open_tasks{{{M}}})", "open now", "D", instant=True),
+                c.query(
+                    f"sum(salespulse_open_tasks_overdue{{{M}}})",
+                    "open overdue now",
+                    "E",
+                    instant=True,
+                ),
+            ],
+            unit=c.COUNT,
+            decimals=0,
+            value_size=32,
+            title_size=16,
+            text_mode=common_models.BigValueTextMode.VALUE_AND_NAME,
+            place=c.at(12, top, 6, height),
+        ),
+        c.bar_gauge_panel(
+            "Regulation compliance by stage",
+            "Per stage, regulations met / (met + missed) over the dashboard's time range: "
+            "did entering the stage get its required task in time? Red below 90% (the "
+            "KPI), amber below 95%.",
+            [
+                c.instant_table(
+                    c.by_funnel_index(
+                        f"(\n  sum by (pipeline, stage) ({regulation_met})\n"
+                        f"  or 0 * sum by (pipeline, stage) ({regulation_all})\n)\n"
+                        f"/ (sum by (pipeline, stage) ({regulation_all}) > 0)"
+                    )
+                )
+            ],
+            unit=c.RATIO,
+            decimals=0,
+            rows=True,
+            max_value=1,
+            thresholds=c.COMPLIANCE,
+            transformations=c.funnel_rows(["stage", "Value"]),
+            place=c.at(18, top, 6, height),
+        ),
+    ]
+
+
+def _calls() -> list[c.PanelBuilder]:
+    top = 23
+    height = 9
+    call_length = (
+        heatmap.Panel()
+        .title("Call length distribution")
+        .description(
+            "How many answered calls fell into each length band (1, 2, 5, 10, 15, 20, "
+            "22, 25, 27, 30, 45, 60 min), over time. Darker is more calls."
+        )
+        .datasource(c.datasource())
+        .targets(
+            [
+                c.query(
+                    "sum by (le) (increase(salespulse_answered_call_duration_seconds_bucket"
+                    f"{{{M}}}[$__interval]))",
+                    "{{le}}",
+                    fmt=prometheus_models.PromQueryFormat.HEATMAP,
+                    interval="15m",
+                )
+            ]
+        )
+        .grid_pos(c.at(14, top, 10, height))
+        .calculate(False)
+        .y_axis(heatmap.YAxisConfig().unit(c.SECONDS).decimals(0))
+        .cell_values(heatmap.CellValues().unit(c.COUNT).decimals(0))
+        .color(
+            heatmap.HeatmapColorOptions()
+            .mode(heatmap_models.HeatmapColorMode.SCHEME)
+            .scheme("Oranges")
+            .scale(heatmap_models.HeatmapColorScale.EXPONENTIAL)
+            .exponent(0.5)
+            .steps(64)
+        )
+        .show_legend()
+        .show_y_histogram()
+    )
+    return [
+        c.timeseries_panel(
+            "Average call vs KPI",
+            "Average answered call in the current period as the time range moves on, "
+            "the team's average, and this manager's own KPI (dashed red).",
+            [
+                c.query(f"manager_window:salespulse_call_duration_seconds:avg{{{MW}}}", "{{name}}"),
+                c.query(
+                    'team_window:salespulse_call_duration_seconds:avg{window="$window"}\n'
+                    + OWN_TEAM,
+                    "team average ({{team}})",
+                    "B",
+                ),
+                c.query(
+                    "manager_kpi:salespulse_kpi_target:effective"
+                    f'{{kpi="max_avg_call_duration_seconds", {M}}}',
+                    "KPI",
+                    "C",
+                ),
+            ],
+            unit=c.SECONDS,
+            thresholds=c.CALL_DURATION,
+            place=c.at(0, top, 10, height),
+        )
+        .override_by_query("B", c.average_line())
+        .override_by_query("C", c.target_line()),
+        c.stat_panel(
+            "Calls",
+            "Calls this manager ended in the period, and how many of them were answered.",
+            [
+                c.query(f"sum(salespulse_period_calls{{{MW}}})", "all calls", instant=True),
+                c.query(
+                    f"manager_window:salespulse_calls_answered:sum{{{MW}}}",
+                    "answered",
+                    "B",
+                    instant=True,
+                ),
+            ],
+            unit=c.COUNT,
+            decimals=0,
+            value_size=40,
+            title_size=18,
+            text_mode=common_models.BigValueTextMode.VALUE_AND_NAME,
+            place=c.at(10, top, 4, height),
+        ),
+        call_length,
+    ]
+
+
+def _discipline_and_segments() -> list[c.PanelBuilder]:
+    top = 32
+    height = 9
+    closed = "increase(salespulse_segment_deals_closed_total{{{labels}}}[$__range])"
+    all_closed = closed.format(labels=M)
+    won_closed = closed.format(labels=f'{M}, outcome="won"')
+    return [
+        c.timeseries_panel(
+            "Overdue tasks vs KPI",
+            "Share of the tasks due in the current period that became overdue, as the "
+            "time range moves on, the team's rate, and this manager's own KPI (dashed red).",
+            [
+                c.query(f"manager_window:salespulse_overdue_rate:ratio{{{MW}}}", "{{name}}"),
+                c.query(
+                    f'team_window:salespulse_overdue_rate:ratio{{window="$window"}} {OWN_TEAM}',
+                    "team ({{team}})",
+                    "B",
+                ),
+                c.query(
+                    f'manager_kpi:salespulse_kpi_target:effective{{kpi="max_overdue_rate", {M}}}',
+                    "KPI",
+                    "C",
+                ),
+            ],
+            unit=c.RATIO,
+            thresholds=c.OVERDUE_RATE,
+            place=c.at(0, top, 8, height),
+        )
+        .override_by_query("B", c.average_line())
+        .override_by_query("C", c.target_line()),
+        c.bar_gauge_panel(
+            "Won amount by segment",
+            "Value of the deals this manager won in the dashboard's time range, by market "
+            "segment, largest first (in the CRM's currency).",
+            [
+                c.query(
+                    "sort_desc(sum by (segment) "
+                    f"(increase(salespulse_segment_won_amount_total{{{M}}}[$__range])))",
+                    "{{segment}}",
+                    instant=True,
+                )
+            ],
+            unit=c.COUNT,
+            decimals=0,
+            place=c.at(8, top, 8, height),
+        ),
+        c.bar_gauge_panel(
+            "Win rate by segment",
+            "Won / (won + lost) by market segment over the deals this manager closed in "
+            "the dashboard's time range. Red below 20%, amber below 25%, green from 25%.",
+            [
+                c.query(
+                    f"(\n  sum by (segment) ({won_closed})\n"
+                    f"  or 0 * sum by (segment) ({all_closed})\n)\n"
+                    f"/ (sum by (segment) ({all_closed}) > 0)",
+                    "{{segment}}",
+                    instant=True,
+                )
+            ],
+            unit=c.RATIO,
+            decimals=0,
+            max_value=1,
+            thresholds=c.WIN_RATE,
+            place=c.at(16, top, 8, height),
+        ),
+    ]
+
+
+def build() -> dashboard_models.Dashboard:
+    builder = (
+        c.base_dashboard(
+            UID,
+            TITLE,
+            "One manager against the KPIs: throughput, funnel, time in stage, tasks and "
+            "regulations, calls, segments. Pick the manager (by name) at the top.",
+            refresh="1m",
+            time_from="now-7d",
+        )
+        .with_variable(c.window_variable())
+        .with_variable(c.team_variable(include_all=True))
+        .with_variable(c.manager_variable())
+        .with_variable(c.pipeline_variable())
+    )
+    panels = [*_stats(), *_throughput_and_funnel(), *_stages_and_tasks(), *_calls()]
+    for panel in [*panels, *_discipline_and_segments()]:
+        builder = builder.with_panel(panel)
+    return c.finish(builder)

@@ -1,0 +1,305 @@
+"""Sales floor: the wall screen of the sales director and team leads.
+
+Made to be read from across the room in kiosk mode: a top row of team numbers,
+then per-manager bars, each coloured green / amber / red against its KPI, and
+the firing KPI alerts. Everything is "now, in this day / week / month" (the
+``window`` variable): instant queries of the recording rules, refreshed every
+30 seconds.
+"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.models import dashboard as dashboard_models
+
+from . import common as c
+
+UID = "salespulse-sales-floor"
+TITLE = "Sales floor"
+
+# Firing salespulse alerts of the team on the screen, and those without a team
+# label (an absent label matches "").
+FIRING = 'ALERTS{alertstate="firing", alertname=~"Salespulse.*", team=~"$team|"}'
+
+
+def _team_stats() -> list[c.PanelBuilder]:
+    top = 0
+    height = 5
+    return [
+        c.stat_panel(
+            "Team average: deals closed",
+            "Deals closed (won + lost) per active manager in this period: the team's "
+            "total divided by the managers who created or closed a deal or made a call. "
+            "Each manager's bar in 'Throughput vs team average' is compared with this.",
+            [
+                c.query(
+                    f"team_window:salespulse_throughput:avg{{{c.TEAM_WINDOW}}}",
+                    "{{team}}",
+                    instant=True,
+                )
+            ],
+            unit=c.COUNT,
+            decimals=1,
+            place=c.at(0, top, 4, height),
+        ),
+        c.stat_panel(
+            "Team deals closed",
+            "Deals the team's active managers closed (won + lost) in this period.",
+            [
+                c.query(
+                    f"team_window:salespulse_throughput:deals{{{c.TEAM_WINDOW}}}",
+                    "{{team}}",
+                    instant=True,
+                )
+            ],
+            unit=c.COUNT,
+            decimals=0,
+            place=c.at(4, top, 4, height),
+        ),
+        c.stat_panel(
+            "Team win rate",
+            "Won / (won + lost) over all deals the team closed in this period. "
+            "Red below 20%, amber below 25% (the win-rate KPI), green from 25%.",
+            [
+                c.query(
+                    f"team_window:salespulse_win_rate:ratio{{{c.TEAM_WINDOW}}}",
+                    "{{team}}",
+                    instant=True,
+                )
+            ],
+            unit=c.RATIO,
+            decimals=0,
+            thresholds=c.WIN_RATE,
+            place=c.at(8, top, 4, height),
+        ),
+        c.stat_panel(
+            "Team overdue tasks",
+            "Share of the team's tasks due in this period that became overdue (each "
+            "task counted once). Green below 15%, amber from 15%, red from 20% (the KPI).",
+            [
+                c.query(
+                    f"team_window:salespulse_overdue_rate:ratio{{{c.TEAM_WINDOW}}}",
+                    "{{team}}",
+                    instant=True,
+                )
+            ],
+            unit=c.RATIO,
+            decimals=0,
+            thresholds=c.OVERDUE_RATE,
+            place=c.at(12, top, 4, height),
+        ),
+        c.stat_panel(
+            "Team average call",
+            "Talk time / answered calls over the whole team in this period. Green "
+            "below 15 min (the team norm), amber below 27 min, red from 27 min.",
+            [
+                c.query(
+                    f"team_window:salespulse_call_duration_seconds:avg{{{c.TEAM_WINDOW}}}",
+                    "{{team}}",
+                    instant=True,
+                )
+            ],
+            unit=c.SECONDS,
+            decimals=1,
+            thresholds=c.CALL_DURATION,
+            place=c.at(16, top, 4, height),
+        ),
+        c.stat_panel(
+            "KPI alerts firing",
+            "How many salespulse alerts are firing right now for this team or for no team "
+            "in particular (Prometheus ALERTS). "
+            "Green when none; the table below names them.",
+            [c.query(f"count({FIRING}) or vector(0)", "firing", instant=True)],
+            unit=c.COUNT,
+            decimals=0,
+            thresholds=c.ZERO_IS_GOOD,
+            place=c.at(20, top, 4, height),
+        ),
+    ]
+
+
+def _manager_bars() -> list[c.PanelBuilder]:
+    top = 5
+    height = 13
+    return [
+        c.bar_gauge_panel(
+            "Deals closed",
+            "Deals each manager closed (won + lost) in this period, most first. How far "
+            "each is from the team average is the next panel.",
+            [
+                c.query(
+                    f"sort_desc(manager_window:salespulse_throughput:deals{{{c.TEAM_WINDOW}}})",
+                    "{{name}}",
+                    instant=True,
+                )
+            ],
+            unit=c.COUNT,
+            decimals=0,
+            place=c.at(0, top, 6, height),
+        ),
+        c.bar_gauge_panel(
+            "Throughput vs team average",
+            "How far each manager's deals closed are from their team's average in this "
+            "period: 0% is the average, +25% a quarter above it. Green within ±10%, amber "
+            "within ±20%, red beyond ±20% (the department's flag). The bar's middle is "
+            "the average; it runs from -50% to +50%.",
+            [
+                c.query(
+                    f"sort_desc(manager_window:salespulse_throughput_deviation:ratio{{{c.TEAM_WINDOW}}})",
+                    "{{name}}",
+                    instant=True,
+                )
+            ],
+            unit=c.RATIO,
+            decimals=0,
+            thresholds=c.DEVIATION,
+            min_value=-0.5,
+            max_value=0.5,
+            place=c.at(6, top, 6, height),
+        ),
+        c.bar_gauge_panel(
+            "Overdue tasks",
+            "Per manager, the share of tasks due in this period that became overdue, "
+            "worst first. Green below 15%, amber from 15%, red from 20% (the team KPI; a "
+            "manager with a personal KPI is held to it by the alerts).",
+            [
+                c.query(
+                    f"sort_desc(manager_window:salespulse_overdue_rate:ratio{{{c.TEAM_WINDOW}}})",
+                    "{{name}}",
+                    instant=True,
+                )
+            ],
+            unit=c.RATIO,
+            decimals=0,
+            thresholds=c.OVERDUE_RATE,
+            max_value=1,
+            place=c.at(12, top, 6, height),
+        ),
+        c.bar_gauge_panel(
+            "Average call",
+            "Per manager, talk time / answered calls in this period, longest first. Green "
+            "below 15 min (the team norm), amber below 27 min, red from 27 min.",
+            [
+                c.query(
+                    f"sort_desc(manager_window:salespulse_call_duration_seconds:avg{{{c.TEAM_WINDOW}}})",
+                    "{{name}}",
+                    instant=True,
+                )
+            ],
+            unit=c.SECONDS,
+            decimals=1,
+            thresholds=c.CALL_DURATION,
+            place=c.at(18, top, 6, height),
+        ),
+    ]
+
+
+def _bottom_row() -> list[c.PanelBuilder]:
+    top = 18
+    height = 10
+    window_pipeline = f'{c.TEAM_WINDOW}, pipeline="$pipeline"'
+    return [
+        c.bar_gauge_panel(
+            "Team funnel",
+            "Share of the deals that entered the funnel in this period which reached each "
+            "stage, in funnel order (a deal counts once per stage, skipped stages count as "
+            "passed). The last stage is the team's overall conversion.",
+            [
+                c.instant_table(
+                    c.by_funnel_index(
+                        "team_window_pipeline_stage:salespulse_cumulative_conversion:ratio"
+                        f"{{{window_pipeline}}}"
+                    )
+                )
+            ],
+            unit=c.RATIO,
+            decimals=0,
+            rows=True,
+            max_value=1,
+            value_size=22,
+            title_size=18,
+            transformations=c.funnel_rows(["stage", "Value"]),
+            place=c.at(0, top, 6, height),
+        ),
+        c.table_panel(
+            "Stage conversion by manager",
+            "Per manager (rows) and stage (columns, in funnel order): the share of the "
+            "deals that reached the previous stage in this period which also reached this "
+            "one. Red below 30% (the stage-conversion KPI): look for a strong drop "
+            "between two stages.",
+            [
+                c.instant_table(
+                    c.by_funnel_index(
+                        "manager_window_pipeline_stage:salespulse_stage_conversion:ratio"
+                        f"{{{window_pipeline}}}"
+                    )
+                )
+            ],
+            unit=c.RATIO,
+            thresholds=c.STAGE_CONVERSION,
+            colour_cells=True,
+            transformations=[
+                *c.sort_rows("name"),
+                *c.sort_rows("index", numeric=True),
+                c.transformation(
+                    "groupingToMatrix",
+                    {"columnField": "stage", "rowField": "name", "valueField": "Value"},
+                ),
+                c.organize(rename={"name\\stage": "Manager"}),
+            ],
+            place=c.at(6, top, 8, height),
+        ),
+        c.bar_gauge_panel(
+            "Win rate",
+            "Per manager, won / (won + lost) over the deals closed in this period, lowest "
+            "first. Red below 20%, amber below 25% (the win-rate KPI), green from 25%.",
+            [
+                c.query(
+                    f"sort(manager_window:salespulse_win_rate:ratio{{{c.TEAM_WINDOW}}})",
+                    "{{name}}",
+                    instant=True,
+                )
+            ],
+            unit=c.RATIO,
+            decimals=0,
+            thresholds=c.WIN_RATE,
+            max_value=1,
+            value_size=22,
+            title_size=18,
+            place=c.at(14, top, 5, height),
+        ),
+        c.table_panel(
+            "Firing KPI alerts",
+            "The salespulse alerts firing right now for this team or for no team in "
+            "particular, from Prometheus (ALERTS), with the labels that say who and what. "
+            "Empty is good.",
+            [c.instant_table(FIRING)],
+            transformations=[
+                c.organize(
+                    exclude=["Time", "Value", "__name__", "alertstate", "instance", "job"],
+                    rename={"alertname": "Alert"},
+                    first=["alertname", "severity", "team", "name", "manager"],
+                )
+            ],
+            no_value="No KPI alert firing",
+            place=c.at(19, top, 5, height),
+        ),
+    ]
+
+
+def build() -> dashboard_models.Dashboard:
+    builder = (
+        c.base_dashboard(
+            UID,
+            TITLE,
+            "Wall screen: the team and each manager this day / week / month against the "
+            "department's KPIs. Green is fine, amber is a warning, red breaks the KPI.",
+            refresh="30s",
+            time_from="now-24h",
+        )
+        .with_variable(c.window_variable())
+        .with_variable(c.team_variable(include_all=False))
+        .with_variable(c.pipeline_variable())
+    )
+    for panel in [*_team_stats(), *_manager_bars(), *_bottom_row()]:
+        builder = builder.with_panel(panel)
+    return c.finish(builder)
