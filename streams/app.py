@@ -182,6 +182,7 @@ def _register_agent(app: faust.App, runtime: Runtime, processor: Processor, name
             dead = processor.process(name, messages)
             if dead:
                 await publish_dead_letters(producer_send, settings.topic_dead_letter, dead)
+                processor.record_rejections(dead)
             await changelog.write()
             runtime.batches += 1
 

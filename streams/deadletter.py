@@ -1,42 +1,98 @@
-"""Dead-letter publishing: the rejected message unchanged, the reason in headers."""
+"""Dead-letter publishing: the rejected message unchanged, the reason in headers.
+
+A dead letter must never be lost, so publishing retries for as long as the
+broker refuses it for a passing reason (the agent waits, which is the right
+back-pressure), and a message too large for any broker is cut to a prefix
+with its original size in a header rather than dropped.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from aiokafka.errors import KafkaError
+from faust.exceptions import ProducerSendError
+
 from streams.processor import DeadLetter
 
+log = logging.getLogger(__name__)
+
 Send = Callable[..., Awaitable[Awaitable[Any]]]
+
+# Brokers refuse records over about 1 MB by default; beyond this a dead letter keeps
+# a prefix (enough to identify the sender) and says how large the original was.
+MAX_DEAD_LETTER_BYTES = 512 * 1024
+KEPT_PREFIX_BYTES = 64 * 1024
 
 
 def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
     message = letter.message
-    return [
+    headers = [
         ("error.reason", letter.rejection.reason.encode()),
         ("error.detail", letter.rejection.detail.encode("utf-8", "replace")[:4096]),
         ("origin.topic", letter.topic.encode()),
         ("origin.partition", str(message.partition).encode()),
         ("origin.offset", str(message.offset).encode()),
     ]
+    if _too_large(message.value) or _too_large(message.key):
+        headers.append(("error.truncated", b"true"))
+        headers.append(("error.original_bytes", str(len(message.value or b"")).encode()))
+    return headers
 
 
-async def publish_dead_letters(send: Send, topic: str, letters: Sequence[DeadLetter]) -> None:
-    """Publish and wait until the broker has every one of them.
+def _too_large(data: bytes | None) -> bool:
+    return data is not None and len(data) > MAX_DEAD_LETTER_BYTES
 
-    The state that counts these rejections is written only afterwards, so a
-    crash in between re-delivers the messages instead of losing them.
-    """
-    pending = [
-        await send(
-            topic,
-            letter.message.key,
-            letter.message.value,
-            None,
-            None,
-            dead_letter_headers(letter),
+
+def _cut(data: bytes | None) -> bytes | None:
+    if data is not None and _too_large(data):
+        return data[:KEPT_PREFIX_BYTES]
+    return data
+
+
+async def publish_dead_letters(
+    send: Send, topic: str, letters: Sequence[DeadLetter], *, retry_seconds: float = 1.0
+) -> None:
+    """Publish and wait until the broker has every one of them, retrying passing failures."""
+    remaining = list(letters)
+    attempt = 0
+    while remaining:
+        attempt += 1
+        failed: list[DeadLetter] = []
+        errors: set[str] = set()
+        sent: list[tuple[DeadLetter, Awaitable[Any]]] = []
+        for letter in remaining:
+            try:
+                future = await send(
+                    topic,
+                    _cut(letter.message.key),
+                    _cut(letter.message.value),
+                    None,
+                    None,
+                    dead_letter_headers(letter),
+                )
+            except (KafkaError, ProducerSendError) as exc:
+                failed.append(letter)
+                errors.add(type(exc).__name__)
+            else:
+                sent.append((letter, future))
+        results = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
+        for (letter, _), result in zip(sent, results, strict=True):
+            if isinstance(result, KafkaError | ProducerSendError):
+                failed.append(letter)
+                errors.add(type(result).__name__)
+            elif isinstance(result, BaseException):
+                raise result
+        if not failed:
+            return
+        log.warning(
+            "%d dead letters not acknowledged (%s), attempt %d; retrying",
+            len(failed),
+            ", ".join(sorted(errors)),
+            attempt,
         )
-        for letter in letters
-    ]
-    await asyncio.gather(*pending)
+        remaining = failed
+        await asyncio.sleep(min(30.0, retry_seconds * attempt))

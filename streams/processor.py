@@ -118,22 +118,37 @@ class Processor:
     def _reject(
         self, topic: str, message: RawMessage, rejection: Rejection, dead: list[DeadLetter]
     ) -> None:
-        key = rejected_key(message.partition, topic)
-        state = self.store.get(key)
-        if not isinstance(state, RejectedState):
-            state = RejectedState(topic=topic, partition=message.partition)
-        if message.offset <= state.offset:
+        """Queue a dead letter; it is counted only once the broker has it (``record``)."""
+        state = self.store.get(rejected_key(message.partition, topic))
+        if isinstance(state, RejectedState) and message.offset <= state.offset:
             return  # counted and dead-lettered before a restart
-        state.offset = message.offset
-        event_type = rejection.event_type or "invalid"
-        cells = state.counters
-        for cell in (
-            ("events_total", topic, event_type, "rejected"),
-            ("events_rejected_total", topic, rejection.reason),
-        ):
-            cells[cell] = cells.get(cell, 0.0) + 1.0
-        self.store.put(message.partition, key, state)
         dead.append(DeadLetter(topic, message, rejection))
+
+    def record_rejections(self, letters: Sequence[DeadLetter]) -> None:
+        """Count dead letters the broker has acknowledged.
+
+        Counting only after the acknowledgement means no state, whichever agent
+        writes it to the changelog, can claim a rejection whose dead letter
+        might still be lost: a crash in between delivers the message again and
+        it is dead-lettered again (at least once, never zero times).
+        """
+        for letter in letters:
+            message = letter.message
+            key = rejected_key(message.partition, letter.topic)
+            state = self.store.get(key)
+            if not isinstance(state, RejectedState):
+                state = RejectedState(topic=letter.topic, partition=message.partition)
+            if message.offset <= state.offset:
+                continue
+            state.offset = message.offset
+            event_type = letter.rejection.event_type or "invalid"
+            cells = state.counters
+            for cell in (
+                ("events_total", letter.topic, event_type, "rejected"),
+                ("events_rejected_total", letter.topic, letter.rejection.reason),
+            ):
+                cells[cell] = cells.get(cell, 0.0) + 1.0
+            self.store.put(message.partition, key, state)
 
     def _admit(self, partition: int, manager_id: str) -> bool:
         """Whether a manager without state may get some: configured ones always."""
