@@ -88,22 +88,24 @@ MANAGER_COUNTERS: dict[str, Family] = {
     ),
 }
 
-# Cells summed over managers and partitions, exported without a manager label.
+# Cells summed over managers, exported without a manager label but with the source
+# partition: a partition moves between workers with its counts, so a worker's series
+# never drop (which Prometheus would read as a reset) when it hands one over.
 PROCESSOR_COUNTERS: dict[str, Family] = {
     "events_total": Family(
         "salespulse_events",
         "Consumed messages by outcome; each message has exactly one.",
-        ("topic", "type", "outcome"),
+        ("topic", "type", "outcome", "partition"),
     ),
     "events_rejected_total": Family(
         "salespulse_events_rejected",
         "Messages sent to the dead-letter topic, by reason.",
-        ("topic", "reason"),
+        ("topic", "reason", "partition"),
     ),
     "label_overflow_total": Family(
         "salespulse_label_overflow",
         "Label values reported as 'other' because their label reached its cap.",
-        ("label",),
+        ("label", "partition"),
     ),
 }
 
@@ -246,7 +248,7 @@ class StateCollector(Collector):
             elif isinstance(record, RejectedState):
                 for cell, value in record.counters.items():
                     if cell[0] in processor:
-                        _add(processor[cell[0]], cell[1:], value)
+                        _add(processor[cell[0]], (*cell[1:], str(record.partition)), value)
 
         for name, series in counters.items():
             spec = MANAGER_COUNTERS[name]
@@ -274,7 +276,7 @@ class StateCollector(Collector):
             if name in counters:
                 _add(counters[name], (manager, *cell[1:]), value)
             elif name in processor:
-                _add(processor[name], cell[1:], value)
+                _add(processor[name], (*cell[1:], str(record.partition)), value)
 
     def _periods(
         self, record: ManagerState, current: list[tuple[str, str]], gauges: dict[str, Series]

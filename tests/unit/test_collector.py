@@ -213,7 +213,7 @@ def test_a_manager_in_two_partitions_is_exported_once_summed() -> None:
 # -- events_total -----------------------------------------------------------------
 
 
-def test_events_total_is_summed_across_managers_and_rejections() -> None:
+def test_events_total_is_summed_across_managers_and_rejections_per_partition() -> None:
     one, two = manager("m-1", partition=0), manager("m-2", partition=1)
     one.add(("events_total", "crm.calls", "call.ended", "processed"), 4)
     one.add(("events_total", "crm.calls", "call.ended", "duplicate"), 1)
@@ -242,16 +242,20 @@ def test_events_total_is_summed_across_managers_and_rejections() -> None:
 
     result = scrape([one, two, rejected_calls, rejected_calls_other_partition])
 
+    # The partition travels with its counts when it moves to another worker.
     assert result["salespulse_events_total"] == {
-        labels(topic="crm.calls", type="call.ended", outcome="processed"): 10.0,
-        labels(topic="crm.calls", type="call.ended", outcome="duplicate"): 1.0,
-        labels(topic="crm.deals", type="deal.created", outcome="late"): 2.0,
-        labels(topic="crm.calls", type="invalid", outcome="rejected"): 5.0,
-        labels(topic="crm.calls", type="call.ended", outcome="rejected"): 1.0,
+        labels(topic="crm.calls", type="call.ended", outcome="processed", partition="0"): 4.0,
+        labels(topic="crm.calls", type="call.ended", outcome="processed", partition="1"): 6.0,
+        labels(topic="crm.calls", type="call.ended", outcome="duplicate", partition="0"): 1.0,
+        labels(topic="crm.deals", type="deal.created", outcome="late", partition="1"): 2.0,
+        labels(topic="crm.calls", type="invalid", outcome="rejected", partition="0"): 3.0,
+        labels(topic="crm.calls", type="invalid", outcome="rejected", partition="1"): 2.0,
+        labels(topic="crm.calls", type="call.ended", outcome="rejected", partition="1"): 1.0,
     }
     assert result["salespulse_events_rejected_total"] == {
-        labels(topic="crm.calls", reason="invalid_json"): 5.0,
-        labels(topic="crm.calls", reason="schema_violation"): 1.0,
+        labels(topic="crm.calls", reason="invalid_json", partition="0"): 3.0,
+        labels(topic="crm.calls", reason="invalid_json", partition="1"): 2.0,
+        labels(topic="crm.calls", reason="schema_violation", partition="1"): 1.0,
     }
 
 
@@ -259,7 +263,9 @@ def test_events_total_has_no_manager_label() -> None:
     result = scrape([busy_manager("m-1"), busy_manager("m-2")])
 
     series = result["salespulse_events_total"]
-    assert series == {labels(topic="crm.deals", type="deal.created", outcome="processed"): 6.0}
+    assert series == {
+        labels(topic="crm.deals", type="deal.created", outcome="processed", partition="0"): 6.0
+    }
     for name in ("salespulse_events_total", "salespulse_events_rejected_total"):
         for found in result.get(name, {}):
             assert "manager" not in dict(found)
