@@ -624,13 +624,22 @@ def markers(tag: str) -> list[Planned]:
     return planned
 
 
-def with_markers(before: dict[Any, float], marks: Sequence[Planned]) -> dict[Any, float]:
-    """The counters expected once *marks* (of managers of their own) are processed too."""
+def with_markers(
+    before: dict[Any, float], marked: Sequence[tuple[Planned, Sent]]
+) -> dict[Any, float]:
+    """The counters expected once the markers (of managers of their own) are processed too."""
     expected = dict(before)
-    for mark in marks:
+    for mark, sent in marked:
         series = (
             "salespulse_events_total",
-            frozenset({("topic", mark.topic), ("type", mark.event_type), ("outcome", "processed")}),
+            frozenset(
+                {
+                    ("topic", mark.topic),
+                    ("type", mark.event_type),
+                    ("outcome", "processed"),
+                    ("partition", str(sent.partition)),
+                }
+            ),
         )
         expected[series] = expected.get(series, 0.0) + 1.0
     return expected
@@ -669,7 +678,7 @@ def restart_and_compare(
     wait_for(synced, timeout=60, what=f"markers {tag} after the restart")
     # The markers' state is written after the dead letters of their batch are acknowledged.
     wait_for(lambda: state_is_durable(broker.bootstrap, marked), timeout=30, what="markers")
-    assert without_markers(scrape(worker.metrics_port)) == with_markers(before, marks)
+    assert without_markers(scrape(worker.metrics_port)) == with_markers(before, marked)
     check_dead_letters(read_all(broker.bootstrap, DEAD), published)
     return marked
 
