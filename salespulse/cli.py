@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--limit", type=int, help="stop after this many events")
     simulate.add_argument("--duration", type=float, help="stop after this many seconds")
 
+    from salespulse.importer.command import add_import_arguments
+
+    importer = commands.add_parser("import", help="backfill history from a CRM export (CSV)")
+    _common(importer)
+    add_import_arguments(importer)
+
     top = commands.add_parser("top", help="the wall screen in a terminal, read from /metrics")
     top.add_argument(
         "--url",
@@ -78,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
             return _simulate(args)
         if args.command == "schemas":
             return _schemas(args)
+        if args.command == "import":
+            from salespulse.importer.command import import_command
+
+            return import_command(args)
         if args.command == "top":
             from salespulse.top import run
 

@@ -219,7 +219,7 @@ class Settings(BaseSettings):
     # Event time
     timezone: str = "UTC"
     grace_period_seconds: float = Field(default=86400.0, ge=0)
-    dedupe_horizon_days: int = Field(default=7, ge=1, le=366)
+    dedupe_horizon_days: int = Field(default=7, ge=1, le=3660)
     max_future_skew_seconds: float = Field(default=86400.0, ge=0)
 
     # The company
