@@ -56,6 +56,14 @@ def _parser() -> argparse.ArgumentParser:
     _common(importer)
     add_import_arguments(importer)
 
+    from salespulse.ingest import add_ingest_arguments
+
+    add_ingest_arguments(
+        commands.add_parser(
+            "ingest", help="HTTP gateway for CRMs that cannot write to Kafka (webhooks, batches)"
+        )
+    )
+
     top = commands.add_parser("top", help="the wall screen in a terminal, read from /metrics")
     top.add_argument(
         "--url",
@@ -84,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
             return _simulate(args)
         if args.command == "schemas":
             return _schemas(args)
+        if args.command == "ingest":
+            from salespulse.ingest import ingest_command
+
+            return ingest_command(args)
         if args.command == "import":
             from salespulse.importer.command import import_command
 
