@@ -140,8 +140,8 @@ def build_app(settings: Settings) -> Runtime:
 
     async def settle_deadlines() -> None:
         """Notice overdue tasks and missed regulations of managers who have gone quiet."""
-        if not runtime.ready():
-            return
+        if not runtime.ready() or app.should_stop:
+            return  # while stopping, the producer may already be closed
         await runtime.refresh_lag()
         partitions = runtime.caught_up_partitions()
         if partitions and processor.tick(partitions, time.time()):
