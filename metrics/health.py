@@ -32,6 +32,8 @@ class WorkerView(Protocol):
 
     def changelog_records_written(self) -> int: ...
 
+    def messages_read_back(self) -> dict[str, int]: ...
+
     def topic_of_family(self, family: str) -> str: ...
 
 
@@ -121,3 +123,12 @@ class HealthCollector(Collector):
             "State records written to the changelog by this process.",
             value=float(worker.changelog_records_written()),
         )
+        read_back = CounterMetricFamily(
+            "salespulse_messages_read_back",
+            "Source messages the consumer went past without handing them over, read back "
+            "from the broker by this process and applied in order.",
+            labels=["topic"],
+        )
+        for topic, count in sorted(worker.messages_read_back().items()):
+            read_back.add_metric([topic], float(count))
+        yield read_back

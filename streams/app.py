@@ -3,10 +3,12 @@
 Agents take events in batches. A batch is decoded, validated and applied to
 in-memory records; rejected messages are dead-lettered and acknowledged by
 the broker; then every record the batch touched is written to the changelog
-once and acknowledged (see streams.changelog). Only then are the batch's
-offsets acknowledged to Faust, so committed offsets never run ahead of the
-state. Records also remember the offsets they absorbed, so state that runs
-ahead of committed offsets is never applied twice.
+once and acknowledged (see streams.pipeline and streams.changelog). Only then
+are the batch's offsets acknowledged to Faust. Records remember the offsets
+they absorbed, so state that runs ahead of committed offsets is never applied
+twice; and the state's own progress per source partition catches committed
+offsets that run ahead of the state (Faust can commit a message it never
+handed to the agent), whose messages are read back from the broker.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from faust.types import TP
+from faust.types import TP, Message
 
 from salespulse.kafka_security import faust_credentials
 from salespulse.settings import Settings
 from streams.changelog import ChangelogWriter
-from streams.deadletter import publish_dead_letters
+from streams.gaps import GapReader
+from streams.pipeline import BatchPipeline
 from streams.processor import Processor, RawMessage
+from streams.progress import Gap
 from streams.state import Record
 from streams.store import StateStore
 
@@ -41,11 +45,16 @@ class Runtime:
     table: Any
     store: StateStore
     changelog: ChangelogWriter
+    pipeline: BatchPipeline
     batches: int = field(default=0)
     started_at: float = field(default_factory=time.time)
     ready_at: float | None = None
     # (topic, partition) -> messages not yet consumed, for actively owned partitions
     lag: dict[tuple[str, int], int] = field(default_factory=dict)
+    # (topic, partition) -> the consumer's next offset to fetch
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)
+    # (topic, partition) -> applied offset seen behind the consumer at the last check
+    _behind: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def active_partitions(self) -> set[int]:
         actives: set[TP] = self.app.assignor.assigned_actives()
@@ -65,14 +74,37 @@ class Runtime:
         """Messages between each owned partition's consume position and its end."""
         consumer: Any = self.app.consumer
         lag: dict[tuple[str, int], int] = {}
+        positions: dict[tuple[str, int], int] = {}
         for partition in self.active_partitions():
             for topic in self.settings.source_topics:
                 tp = TP(topic, partition)
                 end = consumer.highwater(tp)
                 position = await consumer.position(tp)
+                if position is not None:
+                    positions[(topic, partition)] = position
                 if end is not None and position is not None:
                     lag[(topic, partition)] = max(0, end - position)
         self.lag = lag
+        self.positions = positions
+
+    def skipped_tails(self) -> dict[str, dict[int, int]]:
+        """topic -> {partition: consumer position} where the consumer has gone past
+        offsets the state never got, and nothing has arrived since the last check.
+
+        A skipped message in mid-stream shows as a gap in the next batch; one at
+        the end of what was sent would wait for the next message without this.
+        """
+        behind: dict[tuple[str, int], int] = {}
+        tails: dict[str, dict[int, int]] = {}
+        for (topic, partition), position in self.positions.items():
+            applied = self.pipeline.progress.applied(topic, partition)
+            if self.lag.get((topic, partition)) != 0 or position <= applied + 1:
+                continue
+            behind[(topic, partition)] = applied
+            if self._behind.get((topic, partition)) == applied:
+                tails.setdefault(topic, {})[partition] = position
+        self._behind = behind
+        return tails
 
     def caught_up_partitions(self) -> set[int]:
         """Active partitions whose every source topic is consumed up to its end.
@@ -88,6 +120,9 @@ class Runtime:
 
     def changelog_records_written(self) -> int:
         return self.changelog.records_written
+
+    def messages_read_back(self) -> dict[str, int]:
+        return dict(self.pipeline.read_back)
 
     def topic_of_family(self, family: str) -> str:
         return {
@@ -132,17 +167,46 @@ def build_app(settings: Settings) -> Runtime:
     changelog = ChangelogWriter(
         store, topic=lambda: table.changelog_topic.get_topic_name(), send=app.producer.send
     )
-    runtime = Runtime(app=app, settings=settings, table=table, store=store, changelog=changelog)
     processor = Processor(settings, store)
+    runtime: Runtime
+
+    def acknowledge(gap: Gap, reached: int) -> None:
+        """Let Faust commit past offsets it never handed over, now that they are applied."""
+        for offset in range(gap.start, reached):
+            app.consumer.ack(
+                Message(gap.topic, gap.partition, offset, 0.0, 0, None, None, None, None)
+            )
+
+    pipeline = BatchPipeline(
+        processor,
+        changelog,
+        GapReader(settings),
+        app.producer.send,
+        topics=settings.source_topics,
+        dead_letter_topic=settings.topic_dead_letter,
+        owned=lambda partition: partition in runtime.active_partitions(),
+        acknowledge=acknowledge,
+    )
+    runtime = Runtime(
+        app=app,
+        settings=settings,
+        table=table,
+        store=store,
+        changelog=changelog,
+        pipeline=pipeline,
+    )
 
     for topic_name in settings.source_topics:
-        _register_agent(app, runtime, processor, topic_name)
+        _register_agent(app, runtime, topic_name)
 
     async def settle_deadlines() -> None:
-        """Notice overdue tasks and missed regulations of managers who have gone quiet."""
+        """Notice overdue tasks and missed regulations of managers who have gone quiet,
+        and source messages the consumer went past without handing them over."""
         if not runtime.ready() or app.should_stop:
             return  # while stopping, the producer may already be closed
         await runtime.refresh_lag()
+        for topic, ends in runtime.skipped_tails().items():
+            await pipeline.absorb(topic, [], ends)
         partitions = runtime.caught_up_partitions()
         if partitions and processor.tick(partitions, time.time()):
             await changelog.write()
@@ -153,7 +217,7 @@ def build_app(settings: Settings) -> Runtime:
     return runtime
 
 
-def _register_agent(app: faust.App, runtime: Runtime, processor: Processor, name: str) -> None:
+def _register_agent(app: faust.App, runtime: Runtime, name: str) -> None:
     settings = runtime.settings
     topic = app.topic(
         name,
@@ -163,8 +227,7 @@ def _register_agent(app: faust.App, runtime: Runtime, processor: Processor, name
         value_serializer="raw",
         partitions=settings.partitions,
     )
-    changelog = runtime.changelog
-    producer_send = app.producer.send
+    pipeline = runtime.pipeline
 
     async def consume(stream: Any) -> None:
         async for events in stream.take_events(
@@ -179,11 +242,7 @@ def _register_agent(app: faust.App, runtime: Runtime, processor: Processor, name
                 )
                 for event in events
             ]
-            dead = processor.process(name, messages)
-            if dead:
-                await publish_dead_letters(producer_send, settings.topic_dead_letter, dead)
-                processor.record_rejections(dead)
-            await changelog.write()
+            await pipeline.absorb(name, messages)
             runtime.batches += 1
 
     app.agent(topic, name=f"salespulse.consume.{name}")(consume)

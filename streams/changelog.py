@@ -4,17 +4,21 @@ Two rules make the changelog trustworthy on any Kafka-compatible broker:
 
 1. Every touched record is sent and acknowledged before the batch's source
    offsets are acknowledged, so Faust never commits offsets ahead of state.
-2. After each write, every partition written to gets a lone end marker (a
-   tombstone) and the writer waits for it. Faust restores a table by reading
-   up to the partition's reported end offset; some brokers (the embedded
-   tansu among them) report the end of a multi-record batch as its first
-   offset + 1, which silently drops the rest of the batch on recovery. A
-   single-record batch at the end makes the reported end exact. Writes are
-   serialised so no other record can share the marker's batch.
+2. After each write, every partition written to gets one more record, alone
+   in its batch, sent once everything else is acknowledged: the partition's
+   source progress (streams.state.SourceProgress), or a tombstone marker
+   before it has any. Faust restores a table by reading up to the
+   partition's reported end offset; some brokers (the embedded tansu among
+   them) report the end of a multi-record batch as its first offset + 1,
+   which silently drops the rest of the batch on recovery. A single-record
+   batch at the end makes the reported end exact. Writes are serialised so
+   no other record can share that batch.
 
-A crash between the records and the marker loses at most state whose source
-offsets were never acknowledged: those messages are delivered again, and the
-offsets kept in each record decide what still needs applying.
+Because progress goes last, a restored progress never claims more than the
+restored records hold. A crash before it loses at most state whose source
+offsets were never acknowledged: those messages are delivered again (or read
+back, see streams.gaps), and the offsets kept in each record decide what
+still needs applying.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from streams.state import marker_key
+from streams.state import encode, is_progress_key, marker_key, progress_key
 from streams.store import StateStore
 
 Send = Callable[..., Awaitable[Awaitable[Any]]]
@@ -44,18 +48,38 @@ class ChangelogWriter:
             writes = self._store.drain()
             if not writes:
                 return 0
+            # Taken now, not after the sends: by then other batches may have moved it.
+            closing = self._closing(writes)
             topic = self._topic()
             sent = [
                 await self._send(topic, key, value, partition, None, None)
                 for partition, key, value in writes
+                if not is_progress_key(key)
             ]
             await asyncio.gather(*sent)
-            partitions = sorted({partition for partition, _, _ in writes})
-            markers = [
-                await self._send(topic, marker_key(partition), None, partition, None, None)
-                for partition in partitions
+            last = [
+                await self._send(topic, key, value, partition, None, None)
+                for partition, key, value in closing
             ]
-            await asyncio.gather(*markers)
+            await asyncio.gather(*last)
             self.records_written += len(writes)
             self.writes += 1
             return len(writes)
+
+    def _closing(
+        self, writes: list[tuple[int, bytes, bytes | None]]
+    ) -> list[tuple[int, bytes, bytes | None]]:
+        """Each written partition's closing record: its progress, or a tombstone marker."""
+        drained = {key: value for _, key, value in writes if is_progress_key(key)}
+        closing: list[tuple[int, bytes, bytes | None]] = []
+        for partition in sorted({partition for partition, _, _ in writes}):
+            key = progress_key(partition)
+            if key in drained:
+                closing.append((partition, key, drained[key]))
+                continue
+            progress = self._store.get(key)
+            if progress is None:
+                closing.append((partition, marker_key(partition), None))
+            else:
+                closing.append((partition, key, encode(progress)))
+        return closing

@@ -8,7 +8,9 @@ is and which partition it belongs to:
 - ``s|<partition>|<manager>|<day>``: event ids seen for that manager on one
   local day (dedupe memory, expired by event time);
 - ``r|<partition>|<topic>``: messages of one source partition that were
-  rejected before a manager could be known.
+  rejected before a manager could be known;
+- ``p|<partition>``: how far each source topic's partition has been applied
+  (see SourceProgress), written last in every changelog write.
 
 Every record carries the source offsets it has absorbed, so a message that is
 delivered again after a crash is recognised and skipped: updates are
@@ -182,7 +184,22 @@ class RejectedState:
     counters: dict[CellKey, float] = field(default_factory=dict)
 
 
-Record = ManagerState | SeenIds | RejectedState
+@dataclass(slots=True)
+class SourceProgress:
+    """The last offset of each source topic whose outcome the state holds, for one partition.
+
+    Written after every other record of a changelog write has been acknowledged,
+    so a restored progress never claims more than the restored records hold. It
+    is what lets the worker notice a source message the consumer never handed
+    over (an offset committed but never processed) and read it back itself.
+    """
+
+    partition: int
+    offsets: dict[str, int] = field(default_factory=dict)
+
+
+Record = ManagerState | SeenIds | RejectedState | SourceProgress
+# Records metrics are made from; progress is bookkeeping only.
 RECORD_KINDS = (b"m", b"s", b"r")
 
 
@@ -196,6 +213,14 @@ def seen_key(partition: int, manager_id: str, day: int) -> bytes:
 
 def rejected_key(partition: int, topic: str) -> bytes:
     return f"r{SEP}{partition}{SEP}{topic}".encode()
+
+
+def progress_key(partition: int) -> bytes:
+    return f"p{SEP}{partition}".encode()
+
+
+def is_progress_key(key: bytes) -> bool:
+    return key[:1] == b"p"
 
 
 def marker_key(partition: int) -> bytes:
@@ -238,6 +263,8 @@ def encode(record: Record) -> bytes:
         }
     elif isinstance(record, SeenIds):
         body = {"k": "s", "i": record.ids}
+    elif isinstance(record, SourceProgress):
+        body = {"k": "p", "p": record.partition, "o": record.offsets}
     else:
         body = {
             "k": "r",
@@ -274,6 +301,8 @@ def decode(raw: bytes) -> Record:
         )
     if kind == "s":
         return SeenIds(ids=body["i"])
+    if kind == "p":
+        return SourceProgress(partition=body["p"], offsets=body["o"])
     if kind == "r":
         return RejectedState(
             topic=body["t"],

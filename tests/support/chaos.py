@@ -69,6 +69,7 @@ PROCESS_FAMILIES = frozenset(
         "salespulse_consumer_lag_messages",
         "salespulse_batches",
         "salespulse_changelog_records",
+        "salespulse_messages_read_back",
     }
 )
 
@@ -425,6 +426,9 @@ class _TruthView:
 
     def changelog_records_written(self) -> int:
         return 0
+
+    def messages_read_back(self) -> dict[str, int]:
+        return {}
 
     def topic_of_family(self, family: str) -> str:
         settings = self._truth.settings

@@ -8,35 +8,82 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
 
-def publish_raw(bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes | None]]) -> int:
-    """Send (topic, key, value) triples in order and wait for every acknowledgement."""
+def publish_acked(
+    bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes | None]]
+) -> list[tuple[str, int, int]]:
+    """Send (topic, key, value) triples in order; (topic, partition, offset) of each, as acked."""
 
-    async def run() -> int:
+    async def run() -> list[tuple[str, int, int]]:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
         await producer.start()
         try:
             futures = [
                 await producer.send(topic, value=value, key=key) for topic, key, value in messages
             ]
-            await asyncio.gather(*futures)
-            return len(futures)
+            acks = await asyncio.gather(*futures)
+            return [(ack.topic, ack.partition, ack.offset) for ack in acks]
         finally:
             await producer.stop()
 
     return asyncio.run(run())
 
 
+def publish_raw(bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes | None]]) -> int:
+    """Send (topic, key, value) triples in order and wait for every acknowledgement."""
+    return len(publish_acked(bootstrap, messages))
+
+
+def as_messages(
+    events: Sequence[tuple[str, dict[str, Any]]],
+) -> list[tuple[str, bytes | None, bytes | None]]:
+    """Contract events as (topic, key, value): JSON keyed by their manager_id."""
+    return [
+        (topic, str(event["manager_id"]).encode(), json.dumps(event).encode())
+        for topic, event in events
+    ]
+
+
 def publish_events(bootstrap: str, events: Sequence[tuple[str, dict[str, Any]]]) -> int:
     """Send contract events as JSON, keyed by their manager_id."""
-    return publish_raw(
-        bootstrap,
-        (
-            (topic, str(event["manager_id"]).encode(), json.dumps(event).encode())
-            for topic, event in events
-        ),
-    )
+    return publish_raw(bootstrap, as_messages(events))
+
+
+class _AsFaust(RoundRobinPartitionAssignor):  # type: ignore[misc]
+    name = "faust"
+
+
+def commit_offsets(bootstrap: str, group: str, offsets: dict[tuple[str, int], int]) -> None:
+    """Commit *offsets* for *group*, as an operator's reset tool would, while its workers
+    are stopped: by joining the group (the embedded broker takes no commit from outside)."""
+
+    async def run() -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+            # The group's protocol is Faust's; a plain round robin under its name joins it.
+            partition_assignment_strategy=(_AsFaust,),
+        )
+        await consumer.start()
+        try:
+            tps = {TopicPartition(t, p): offset for (t, p), offset in offsets.items()}
+            consumer.subscribe(sorted({tp.topic for tp in tps}))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 60
+            while not set(tps) <= consumer.assignment():
+                if loop.time() > deadline:
+                    raise AssertionError(f"never assigned {sorted(tps)} in group {group}")
+                await consumer.getmany(timeout_ms=200, max_records=1)
+            await consumer.commit(tps)
+        finally:
+            await consumer.stop()
+
+    asyncio.run(run())
 
 
 def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list[Any]:

@@ -1,0 +1,106 @@
+"""One batch of a source topic from consumed messages to persisted state.
+
+Each batch is checked against the state's progress first: messages already
+applied are dropped, and offsets the consumer never handed over are read back
+from the broker and applied in their place (streams.progress,
+streams.gaps). Then the batch is applied, its dead letters are published and
+acknowledged, the progress moves on, and everything touched is written to the
+changelog. Batches of one topic never overlap, whether they come from the
+agent or from the tail check of the deadline timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol
+
+from streams.changelog import ChangelogWriter
+from streams.deadletter import Send, publish_dead_letters
+from streams.processor import Processor, RawMessage
+from streams.progress import Gap, ProgressBook, last_offsets
+
+log = logging.getLogger(__name__)
+
+
+class Reader(Protocol):
+    def read(self, gap: Gap) -> Awaitable[tuple[list[RawMessage], int]]: ...
+
+
+class BatchPipeline:
+    def __init__(
+        self,
+        processor: Processor,
+        changelog: ChangelogWriter,
+        reader: Reader,
+        send: Send,
+        *,
+        topics: Sequence[str],
+        dead_letter_topic: str,
+        owned: Callable[[int], bool] = lambda partition: True,
+        acknowledge: Callable[[Gap, int], None] = lambda gap, reached: None,
+    ):
+        self.processor = processor
+        self.progress = ProgressBook(processor.store)
+        self._changelog = changelog
+        self._reader = reader
+        self._send = send
+        self._dead_letter_topic = dead_letter_topic
+        self._owned = owned
+        self._acknowledge = acknowledge
+        self._locks = {topic: asyncio.Lock() for topic in topics}
+        # Messages the consumer skipped and the worker read back itself, per topic.
+        self.read_back: Counter[str] = Counter()
+        self.gaps_found: Counter[str] = Counter()
+
+    async def absorb(
+        self, topic: str, messages: Sequence[RawMessage], ends: Mapping[int, int] | None = None
+    ) -> None:
+        """Apply *messages* of *topic*, and every unseen offset before them (or *ends*)."""
+        filled: list[tuple[Gap, int]] = []
+        async with self._locks[topic]:
+            batch = self.progress.unseen(topic, messages)
+            covered = last_offsets(batch)
+            gaps = self.progress.gaps(topic, batch, ends)
+            if gaps:
+                batch = await self._fill(gaps, batch, covered, filled)
+                if ends and not all(self._owned(gap.partition) for gap in gaps):
+                    return  # given away while reading: the new owner reads it
+            dead = self.processor.process(topic, batch)
+            if dead:
+                await publish_dead_letters(self._send, self._dead_letter_topic, dead)
+                self.processor.record_rejections(dead)
+            self.progress.advance(topic, covered)
+        await self._changelog.write()
+        # The consumer never acknowledged what it did not hand over, and would hold
+        # its committed offset before the gap forever; it may move on now.
+        for gap, reached in filled:
+            self._acknowledge(gap, reached)
+
+    async def _fill(
+        self,
+        gaps: Sequence[Gap],
+        batch: list[RawMessage],
+        covered: dict[int, int],
+        filled: list[tuple[Gap, int]],
+    ) -> list[RawMessage]:
+        found: list[RawMessage] = []
+        for gap in gaps:
+            messages, reached = await self._reader.read(gap)
+            filled.append((gap, reached))
+            found.extend(messages)
+            covered[gap.partition] = max(covered.get(gap.partition, -1), reached - 1)
+            self.gaps_found[gap.topic] += 1
+            self.read_back[gap.topic] += len(messages)
+            if messages:
+                log.warning(
+                    "%s were never handed over by the consumer; read back %d messages "
+                    "from the broker and applied them in order",
+                    gap,
+                    len(messages),
+                )
+            else:
+                log.debug("%s: no messages (transaction markers or deleted)", gap)
+        return sorted([*batch, *found], key=lambda message: (message.partition, message.offset))
