@@ -202,6 +202,9 @@ class Settings(BaseSettings):
     heartbeat_interval_seconds: float = Field(default=3.0, gt=0)
     batch_max_events: int = Field(default=2000, ge=1)
     batch_max_seconds: float = Field(default=0.1, gt=0)
+    # How often touched state is written to the changelog (0: after every batch).
+    # A crash loses no event either way: what the changelog misses is read back.
+    changelog_interval_seconds: float = Field(default=1.0, ge=0, le=60)
     log_level: str = "info"
     startup_timeout_seconds: float = Field(default=120.0, gt=0)  # waiting for the broker
 

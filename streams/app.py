@@ -2,13 +2,13 @@
 
 Agents take events in batches. A batch is decoded, validated and applied to
 in-memory records; rejected messages are dead-lettered and acknowledged by
-the broker; then every record the batch touched is written to the changelog
-once and acknowledged (see streams.pipeline and streams.changelog). Only then
-are the batch's offsets acknowledged to Faust. Records remember the offsets
-they absorbed, so state that runs ahead of committed offsets is never applied
-twice; and the state's own progress per source partition catches committed
-offsets that run ahead of the state (Faust can commit a message it never
-handed to the agent), whose messages are read back from the broker.
+the broker; touched records are written to the changelog once per
+``changelog_interval_seconds`` (see streams.pipeline and streams.changelog).
+Records remember the offsets they absorbed, so state that runs ahead of
+committed offsets is never applied twice; and the state's own progress per
+source partition catches committed offsets that run ahead of the state (a
+crash before a write, or Faust committing a message it never handed to the
+agent), whose messages are read back from the broker.
 """
 
 from __future__ import annotations
@@ -186,6 +186,7 @@ def build_app(settings: Settings) -> Runtime:
         dead_letter_topic=settings.topic_dead_letter,
         owned=lambda partition: partition in runtime.active_partitions(),
         acknowledge=acknowledge,
+        write_interval=settings.changelog_interval_seconds,
     )
     runtime = Runtime(
         app=app,
@@ -214,6 +215,25 @@ def build_app(settings: Settings) -> Runtime:
     app.timer(settings.overdue_check_interval_seconds, name="salespulse.deadlines")(
         settle_deadlines
     )
+
+    async def write_changelog() -> None:
+        """Write what batches touched since the last write (they write when it is due)."""
+        if not app.should_stop:
+            await pipeline.flush()
+
+    if settings.changelog_interval_seconds > 0:
+        app.timer(settings.changelog_interval_seconds, name="salespulse.changelog")(write_changelog)
+
+    async def write_before_handover(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Write everything before partitions go to another worker or the process ends.
+
+        After a revocation, another worker restores these partitions from the
+        changelog; a write from here later could overwrite its newer records.
+        """
+        await pipeline.flush()
+
+    app.on_partitions_revoked.connect(write_before_handover)
+    app.on_before_shutdown.connect(write_before_handover)
     return runtime
 
 

@@ -24,6 +24,7 @@ still needs applying.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -41,10 +42,16 @@ class ChangelogWriter:
         self._lock = asyncio.Lock()
         self.records_written = 0
         self.writes = 0
+        self._last_write = time.monotonic()
+
+    def due(self, interval: float) -> bool:
+        """Whether *interval* seconds have passed since the last write began."""
+        return time.monotonic() - self._last_write >= interval
 
     async def write(self) -> int:
         """Persist everything touched so far; returns how many records were written."""
         async with self._lock:
+            self._last_write = time.monotonic()
             writes = self._store.drain()
             if not writes:
                 return 0

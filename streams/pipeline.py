@@ -1,12 +1,19 @@
-"""One batch of a source topic from consumed messages to persisted state.
+"""One batch of a source topic from consumed messages to state.
 
 Each batch is checked against the state's progress first: messages already
 applied are dropped, and offsets the consumer never handed over are read back
 from the broker and applied in their place (streams.progress,
 streams.gaps). Then the batch is applied, its dead letters are published and
-acknowledged, the progress moves on, and everything touched is written to the
-changelog. Batches of one topic never overlap, whether they come from the
-agent or from the tail check of the deadline timer.
+acknowledged, and the progress moves on. Batches of one topic never overlap,
+whether they come from the agent or from the tail check of the deadline
+timer.
+
+Touched records reach the changelog at most every *write_interval* seconds
+(and on rebalance and shutdown, see streams.app), not after every batch: a
+manager busy in five batches a second is written once. Faust may commit a
+batch's offsets before its state is written; after a crash the restored
+progress is then behind the committed offsets, and the gap between them is
+read back like any other. That is what makes the interval safe.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ class BatchPipeline:
         dead_letter_topic: str,
         owned: Callable[[int], bool] = lambda partition: True,
         acknowledge: Callable[[Gap, int], None] = lambda gap, reached: None,
+        write_interval: float = 0.0,
     ):
         self.processor = processor
         self.progress = ProgressBook(processor.store)
@@ -50,6 +58,7 @@ class BatchPipeline:
         self._dead_letter_topic = dead_letter_topic
         self._owned = owned
         self._acknowledge = acknowledge
+        self._write_interval = write_interval
         self._locks = {topic: asyncio.Lock() for topic in topics}
         # Messages the consumer skipped and the worker read back itself, per topic.
         self.read_back: Counter[str] = Counter()
@@ -73,11 +82,17 @@ class BatchPipeline:
                 await publish_dead_letters(self._send, self._dead_letter_topic, dead)
                 self.processor.record_rejections(dead)
             self.progress.advance(topic, covered)
-        await self._changelog.write()
+        if self._changelog.due(self._write_interval):
+            await self._changelog.write()
         # The consumer never acknowledged what it did not hand over, and would hold
         # its committed offset before the gap forever; it may move on now.
         for gap, reached in filled:
             self._acknowledge(gap, reached)
+
+    async def flush(self) -> None:
+        """Write whatever batches touched since the last write."""
+        if self.processor.store.pending():
+            await self._changelog.write()
 
     async def _fill(
         self,
