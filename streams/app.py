@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
+from faust.exceptions import ProducerSendError
 from faust.types import TP, Message
 
 from salespulse.kafka_security import faust_credentials
@@ -205,12 +209,13 @@ def build_app(settings: Settings) -> Runtime:
         and source messages the consumer went past without handing them over."""
         if not runtime.ready() or app.should_stop:
             return  # while stopping, the producer may already be closed
-        await runtime.refresh_lag()
-        for topic, ends in runtime.skipped_tails().items():
-            await pipeline.absorb(topic, [], ends)
-        partitions = runtime.caught_up_partitions()
-        if partitions and processor.tick(partitions, time.time()):
-            await changelog.write()
+        async with _quiet_when_stopping(app, "the deadline check"):
+            await runtime.refresh_lag()
+            for topic, ends in runtime.skipped_tails().items():
+                await pipeline.absorb(topic, [], ends)
+            partitions = runtime.caught_up_partitions()
+            if partitions and processor.tick(partitions, time.time()):
+                await changelog.write()
 
     app.timer(settings.overdue_check_interval_seconds, name="salespulse.deadlines")(
         settle_deadlines
@@ -218,7 +223,9 @@ def build_app(settings: Settings) -> Runtime:
 
     async def write_changelog() -> None:
         """Write what batches touched since the last write (they write when it is due)."""
-        if not app.should_stop:
+        if app.should_stop:
+            return
+        async with _quiet_when_stopping(app, "the changelog write"):
             await pipeline.flush()
 
     if settings.changelog_interval_seconds > 0:
@@ -235,6 +242,22 @@ def build_app(settings: Settings) -> Runtime:
     app.on_partitions_revoked.connect(write_before_handover)
     app.on_before_shutdown.connect(write_before_handover)
     return runtime
+
+
+@asynccontextmanager
+async def _quiet_when_stopping(app: faust.App, what: str) -> AsyncIterator[None]:
+    """A timer caught by a shutdown must not crash the worker (exit code 1).
+
+    The producer closes while the timer may be halfway through a write. Nothing
+    is lost: the shutdown writes everything itself, wall-clock deadlines are
+    settled again after a restart, and events are read back from the progress.
+    """
+    try:
+        yield
+    except (ProducerSendError, KafkaError):
+        if not app.should_stop:
+            raise
+        log.info("%s was cut short by the shutdown", what)
 
 
 def _register_agent(app: faust.App, runtime: Runtime, name: str) -> None:
