@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -138,7 +139,14 @@ def _hwm_mib(pid: int) -> float:
     return float("nan")
 
 
-def measure(keys: int, workdir: Path, partitions: int, log: object = print) -> MemoryPoint:
+def measure(
+    keys: int,
+    workdir: Path,
+    partitions: int,
+    log: object = print,
+    keep_logs: Path | None = None,
+) -> MemoryPoint:
+    """*keep_logs*: where the log of a worker that did not stop cleanly is copied."""
     assert callable(log)
     managers = workload.manager_ids(managers_for(keys))
     events = len(managers) * OPEN_ITEMS
@@ -180,6 +188,9 @@ def measure(keys: int, workdir: Path, partitions: int, log: object = print) -> M
             hwm_with_scrape = _hwm_mib(worker.pid)
         finally:
             stop_code = worker.stop(timeout=120)
+            if stop_code not in (0, None) and keep_logs is not None:
+                keep_logs.mkdir(parents=True, exist_ok=True)
+                shutil.copy(worker.log_path, keep_logs / worker.log_path.name)
         changelog = asyncio.run(
             offsets.end_offsets(
                 broker.bootstrap,
@@ -294,7 +305,7 @@ def report(points: list[MemoryPoint]) -> list[str]:
         if p.stop_code not in (0, None):
             lines.append(
                 f"  {p.keys:,} keys: the built worker exited with {p.stop_code} on SIGTERM "
-                "(see its log)"
+                "(its log is copied into the --out directory)"
             )
     largest = max(points, key=lambda p: p.keys)
     if largest.keys >= TARGET_KEYS:

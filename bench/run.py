@@ -225,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         if "memory" in args.chosen:
             points = []
             for size in args.sizes:
-                points.append(memory.measure(size, workdir, args.partitions, log=note))
+                points.append(
+                    memory.measure(size, workdir, args.partitions, log=note, keep_logs=args.out)
+                )
             report.add(memory.report(points))
     report.add([f"done in {(time.monotonic() - started) / 60:.1f} minutes"])
     return 0
