@@ -126,7 +126,9 @@ class Runtime:
         return self.changelog.records_written
 
     def messages_read_back(self) -> dict[str, int]:
-        return dict(self.pipeline.read_back)
+        """Per source topic, zeros included, so the counter exists before anything happens."""
+        read_back = self.pipeline.read_back
+        return {topic: read_back.get(topic, 0) for topic in self.settings.source_topics}
 
     def topic_of_family(self, family: str) -> str:
         return {

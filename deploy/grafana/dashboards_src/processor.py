@@ -226,9 +226,11 @@ def _workers() -> list[c.PanelBuilder]:
             place=c.at(8, top, 8, height),
         ),
         c.timeseries_panel(
-            "Batches and changelog writes per second",
-            "Per worker: event batches processed and state records written to the "
-            "changelog per second (one record per touched manager and batch).",
+            "Batches, changelog writes and read-backs per second",
+            "Per worker: event batches processed; state records written to the changelog "
+            "(each touched record at most once per changelog interval); source messages "
+            "the consumer went past without handing them over, read back from the broker "
+            "(normally 0; see the runbook's lag section).",
             [
                 c.query(
                     f"sum by (instance) (rate(salespulse_batches_total{{{INSTANCE}}}[5m]))",
@@ -239,6 +241,12 @@ def _workers() -> list[c.PanelBuilder]:
                     f"(rate(salespulse_changelog_records_total{{{INSTANCE}}}[5m]))",
                     "{{instance}} changelog records",
                     "B",
+                ),
+                c.query(
+                    "sum by (instance) "
+                    f"(rate(salespulse_messages_read_back_total{{{INSTANCE}}}[5m]))",
+                    "{{instance}} read back",
+                    "C",
                 ),
             ],
             unit=c.PER_SECOND,
