@@ -13,6 +13,7 @@ agent), whose messages are read back from the broker.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -50,6 +51,7 @@ class Runtime:
     store: StateStore
     changelog: ChangelogWriter
     pipeline: BatchPipeline
+    reader: GapReader
     batches: int = field(default=0)
     started_at: float = field(default_factory=time.time)
     ready_at: float | None = None
@@ -91,23 +93,37 @@ class Runtime:
         self.lag = lag
         self.positions = positions
 
-    def skipped_tails(self) -> dict[str, dict[int, int]]:
-        """topic -> {partition: consumer position} where the consumer has gone past
+    async def skipped_tails(self) -> dict[str, dict[int, int]]:
+        """topic -> {partition: committed offset} where the group has committed past
         offsets the state never got, and nothing has arrived since the last check.
 
         A skipped message in mid-stream shows as a gap in the next batch; one at
         the end of what was sent would wait for the next message without this.
+        The committed offset, not the fetch position, bounds it: messages fetched
+        but still on their way to the agent are not acknowledged, so not committed.
         """
         behind: dict[tuple[str, int], int] = {}
-        tails: dict[str, dict[int, int]] = {}
         for (topic, partition), position in self.positions.items():
             applied = self.pipeline.progress.applied(topic, partition)
-            if self.lag.get((topic, partition)) != 0 or position <= applied + 1:
-                continue
-            behind[(topic, partition)] = applied
-            if self._behind.get((topic, partition)) == applied:
-                tails.setdefault(topic, {})[partition] = position
+            if self.lag.get((topic, partition)) == 0 and position > applied + 1:
+                behind[(topic, partition)] = applied
+        steady = [
+            source for source, applied in behind.items() if self._behind.get(source) == applied
+        ]
         self._behind = behind
+        if not steady:
+            return {}
+        try:
+            committed = await asyncio.wait_for(
+                self.reader.committed(self.settings.app_id, steady), timeout=10.0
+            )
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("committed offsets unavailable (%s); checking again later", exc)
+            return {}
+        tails: dict[str, dict[int, int]] = {}
+        for (topic, partition), offset in committed.items():
+            if offset > behind[(topic, partition)] + 1:
+                tails.setdefault(topic, {})[partition] = offset
         return tails
 
     def caught_up_partitions(self) -> set[int]:
@@ -174,6 +190,7 @@ def build_app(settings: Settings) -> Runtime:
         store, topic=lambda: table.changelog_topic.get_topic_name(), send=app.producer.send
     )
     processor = Processor(settings, store)
+    reader = GapReader(settings)
     runtime: Runtime
 
     def acknowledge(gap: Gap, reached: int) -> None:
@@ -186,7 +203,7 @@ def build_app(settings: Settings) -> Runtime:
     pipeline = BatchPipeline(
         processor,
         changelog,
-        GapReader(settings),
+        reader,
         app.producer.send,
         topics=settings.source_topics,
         dead_letter_topic=settings.topic_dead_letter,
@@ -201,6 +218,7 @@ def build_app(settings: Settings) -> Runtime:
         store=store,
         changelog=changelog,
         pipeline=pipeline,
+        reader=reader,
     )
 
     for topic_name in settings.source_topics:
@@ -213,7 +231,7 @@ def build_app(settings: Settings) -> Runtime:
             return  # while stopping, the producer may already be closed
         async with _quiet_when_stopping(app, "the deadline check"):
             await runtime.refresh_lag()
-            for topic, ends in runtime.skipped_tails().items():
+            for topic, ends in (await runtime.skipped_tails()).items():
                 await pipeline.absorb(topic, [], ends)
             partitions = runtime.caught_up_partitions()
             if partitions and processor.tick(partitions, time.time()):

@@ -57,21 +57,34 @@ class ChangelogWriter:
                 return 0
             # Taken now, not after the sends: by then other batches may have moved it.
             closing = self._closing(writes)
-            topic = self._topic()
-            sent = [
-                await self._send(topic, key, value, partition, None, None)
-                for partition, key, value in writes
-                if not is_progress_key(key)
-            ]
-            await asyncio.gather(*sent)
-            last = [
-                await self._send(topic, key, value, partition, None, None)
-                for partition, key, value in closing
-            ]
-            await asyncio.gather(*last)
+            try:
+                await self._send_all(writes, closing)
+            except BaseException:
+                # Cancelled by a shutdown, or the broker failed: the next write (the
+                # shutdown's own, or a retry) must still carry these records.
+                self._store.requeue(writes)
+                raise
             self.records_written += len(writes)
             self.writes += 1
             return len(writes)
+
+    async def _send_all(
+        self,
+        writes: list[tuple[int, bytes, bytes | None]],
+        closing: list[tuple[int, bytes, bytes | None]],
+    ) -> None:
+        topic = self._topic()
+        sent = [
+            await self._send(topic, key, value, partition, None, None)
+            for partition, key, value in writes
+            if not is_progress_key(key)
+        ]
+        await asyncio.gather(*sent)
+        last = [
+            await self._send(topic, key, value, partition, None, None)
+            for partition, key, value in closing
+        ]
+        await asyncio.gather(*last)
 
     def _closing(
         self, writes: list[tuple[int, bytes, bytes | None]]

@@ -63,6 +63,15 @@ class StateStore:
         self._deleted.clear()
         return writes
 
+    def requeue(self, writes: list[tuple[int, bytes, bytes | None]]) -> None:
+        """Mark drained writes as pending again: their write did not complete."""
+        for partition, key, value in writes:
+            if value is None:
+                if key not in self._data:
+                    self._deleted.setdefault(key, partition)
+            elif key in self._data:
+                self._dirty.setdefault(key, partition)
+
     def items_in(
         self, partitions: set[int] | None, kinds: tuple[bytes, ...] = RECORD_KINDS
     ) -> Iterator[tuple[bytes, Record]]:

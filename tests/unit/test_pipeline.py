@@ -8,10 +8,12 @@ from collections.abc import Awaitable, Sequence
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from streams.changelog import ChangelogWriter
 from streams.pipeline import BatchPipeline
 from streams.processor import RawMessage
-from streams.progress import Gap
+from streams.progress import Gap, ProgressBook
 from streams.state import SourceProgress, decode, progress_key
 from tests.support.harness import CALLS, DEALS, NOW, Harness, call, deal_created, stage_changed
 
@@ -271,3 +273,27 @@ def test_a_crash_before_the_write_loses_nothing_the_consumer_committed() -> None
     asyncio.run(pipeline.absorb(DEALS, messages[6:]))  # the consumer resumes at its commit
     assert broker.reads == [Gap(DEALS, 0, 3, 6)]
     assert after.manager("m-a").counters == expected.manager("m-a").counters
+
+
+def test_a_write_cut_short_leaves_its_records_for_the_next_write() -> None:
+    """A shutdown cancels a timer's write halfway; the shutdown's own write must still
+    carry every record the cut one had taken, or the changelog loses them."""
+    h = Harness()
+    messages = [h.message(CALLS, call("m-a", f"c{n}", 60, NOW)) for n in range(3)]
+    sends = Sends()
+    failing = True
+
+    async def send(topic: str, key: bytes, value: bytes | None, partition: int, *rest: Any) -> Any:
+        if failing:
+            raise asyncio.CancelledError
+        return await sends(topic, key, value, partition)
+
+    changelog = ChangelogWriter(h.store, topic=lambda: "changelog", send=send)
+    h.processor.process(CALLS, messages)
+    ProgressBook(h.store).advance(CALLS, {0: 2})
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(changelog.write())
+    failing = False
+    asyncio.run(changelog.write())
+    assert restored(h, sends).counter("m-a", "calls_total") == 3
+    assert ProgressBook(h.store).applied(CALLS, 0) == 2
