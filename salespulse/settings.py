@@ -200,8 +200,12 @@ class Settings(BaseSettings):
     topic_dead_letter: str = "crm.dead-letter"
     session_timeout_seconds: float = Field(default=30.0, gt=0)
     heartbeat_interval_seconds: float = Field(default=3.0, gt=0)
+    # Most source records one fetch takes (over all partitions); each partition's share
+    # reaches its agent as one batch (streams.batching).
     batch_max_events: int = Field(default=2000, ge=1)
-    batch_max_seconds: float = Field(default=0.1, gt=0)
+    # Longest a fetch waits for records. Kafka answers as soon as there are any; a broker
+    # that does not (the embedded one) answers only after this, which bounds latency.
+    batch_max_seconds: float = Field(default=0.1, gt=0, le=10)
     # How often touched state is written to the changelog (0: after every batch).
     # A crash loses no event either way: what the changelog misses is read back.
     changelog_interval_seconds: float = Field(default=1.0, ge=0, le=60)

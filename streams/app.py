@@ -1,6 +1,8 @@
 """The Faust application: one agent per CRM topic, one changelog-backed state table.
 
-Agents take events in batches. A batch is decoded, validated and applied to
+Agents take events in batches: the consumer passes each partition's fetched
+records on as one message (streams.batching), so Faust's per-event cost is
+paid once per batch. A batch is decoded, validated and applied to
 in-memory records; rejected messages are dead-lettered and acknowledged by
 the broker; touched records are written to the changelog once per
 ``changelog_interval_seconds`` (see streams.pipeline and streams.changelog).
@@ -13,7 +15,6 @@ agent), whose messages are read back from the broker.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -24,21 +25,31 @@ from typing import Any
 import faust
 from aiokafka.errors import KafkaError
 from faust.exceptions import ProducerSendError
-from faust.types import TP, Message
+from faust.types import TP
 
 from salespulse.kafka_security import faust_credentials
 from salespulse.settings import Settings
+from streams import tablestore
+from streams.batching import BatchingApp, BatchMessage
 from streams.changelog import ChangelogWriter
 from streams.gaps import GapReader
 from streams.pipeline import BatchPipeline
 from streams.processor import Processor, RawMessage
-from streams.progress import Gap
 from streams.state import Record
 from streams.store import StateStore
 
 log = logging.getLogger(__name__)
 
 STATE_TABLE = "state"
+# Batches an agent may have waiting before its partitions are paused (of up to
+# batch_max_events each); Faust's default of 4096 would buffer a whole backlog.
+STREAM_BUFFER_BATCHES = 8
+# Changelog batches restored together.
+RECOVERY_BUFFER_BATCHES = 16
+
+
+def changelog_topic_name(settings: Settings) -> str:
+    return f"{settings.app_id}-{STATE_TABLE}-changelog"
 
 
 @dataclass
@@ -59,8 +70,8 @@ class Runtime:
     lag: dict[tuple[str, int], int] = field(default_factory=dict)
     # (topic, partition) -> the consumer's next offset to fetch
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
-    # (topic, partition) -> applied offset seen behind the consumer at the last check
-    _behind: dict[tuple[str, int], int] = field(default_factory=dict)
+    # (topic, partition) -> (applied offset, consumer position) at the last check
+    _behind: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
 
     def active_partitions(self) -> set[int]:
         actives: set[TP] = self.app.assignor.assigned_actives()
@@ -93,37 +104,30 @@ class Runtime:
         self.lag = lag
         self.positions = positions
 
-    async def skipped_tails(self) -> dict[str, dict[int, int]]:
-        """topic -> {partition: committed offset} where the group has committed past
-        offsets the state never got, and nothing has arrived since the last check.
+    def skipped_tails(self) -> dict[str, dict[int, int]]:
+        """topic -> {partition: consumer position} where the consumer has gone past offsets
+        the state never got, has nothing left to fetch, and neither has moved since the
+        last check.
 
         A skipped message in mid-stream shows as a gap in the next batch; one at
         the end of what was sent would wait for the next message without this.
-        The committed offset, not the fetch position, bounds it: messages fetched
-        but still on their way to the agent are not acknowledged, so not committed.
+        A batch merely still on its way to the agent is no harm: reading back is
+        idempotent, and the batch's messages are dropped as applied when it comes.
         """
-        behind: dict[tuple[str, int], int] = {}
+        behind: dict[tuple[str, int], tuple[int, int]] = {}
         for (topic, partition), position in self.positions.items():
             applied = self.pipeline.progress.applied(topic, partition)
             if self.lag.get((topic, partition)) == 0 and position > applied + 1:
-                behind[(topic, partition)] = applied
-        steady = [
-            source for source, applied in behind.items() if self._behind.get(source) == applied
-        ]
+                behind[(topic, partition)] = (applied, position)
+        steady = {
+            source: position
+            for source, (applied, position) in behind.items()
+            if self._behind.get(source) == (applied, position)
+        }
         self._behind = behind
-        if not steady:
-            return {}
-        try:
-            committed = await asyncio.wait_for(
-                self.reader.committed(self.settings.app_id, steady), timeout=10.0
-            )
-        except (KafkaError, OSError, TimeoutError) as exc:
-            log.warning("committed offsets unavailable (%s); checking again later", exc)
-            return {}
         tails: dict[str, dict[int, int]] = {}
-        for (topic, partition), offset in committed.items():
-            if offset > behind[(topic, partition)] + 1:
-                tails.setdefault(topic, {})[partition] = offset
+        for (topic, partition), position in steady.items():
+            tails.setdefault(topic, {})[partition] = position
         return tails
 
     def caught_up_partitions(self) -> set[int]:
@@ -162,8 +166,10 @@ class Runtime:
 
 def build_app(settings: Settings) -> Runtime:
     assert settings.broker, "the broker is resolved before the app is built"
-    app = faust.App(
+    app = BatchingApp(
         settings.app_id,
+        batched_topics=[*settings.source_topics, changelog_topic_name(settings)],
+        fetch_max_wait_ms=round(settings.batch_max_seconds * 1000),
         broker=settings.broker,
         store="memory://",
         web_enabled=False,
@@ -175,12 +181,20 @@ def build_app(settings: Settings) -> Runtime:
         producer_acks=-1,
         broker_credentials=faust_credentials(settings),
         table_cleanup_interval=3600.0,
+        broker_max_poll_records=settings.batch_max_events,
+        # Each item of an agent's buffer is a whole batch (streams.batching).
+        stream_buffer_maxsize=STREAM_BUFFER_BATCHES,
     )
     table = app.Table(
         STATE_TABLE,
         key_type=bytes,
         value_type=bytes,
         partitions=settings.partitions,
+        store=f"{tablestore.SCHEME}://{STATE_TABLE}",  # an empty URL counts as none
+        # Each changelog event is a whole fetched batch (up to batch_max_events records).
+        # Not 1: Faust then keeps consuming active partitions' changelogs after recovery.
+        recovery_buffer_size=RECOVERY_BUFFER_BATCHES,
+        standby_buffer_size=RECOVERY_BUFFER_BATCHES,
         help="salespulse state: managers, dedupe memory, rejections",
     )
 
@@ -193,13 +207,6 @@ def build_app(settings: Settings) -> Runtime:
     reader = GapReader(settings)
     runtime: Runtime
 
-    def acknowledge(gap: Gap, reached: int) -> None:
-        """Let Faust commit past offsets it never handed over, now that they are applied."""
-        for offset in range(gap.start, reached):
-            app.consumer.ack(
-                Message(gap.topic, gap.partition, offset, 0.0, 0, None, None, None, None)
-            )
-
     pipeline = BatchPipeline(
         processor,
         changelog,
@@ -208,7 +215,6 @@ def build_app(settings: Settings) -> Runtime:
         topics=settings.source_topics,
         dead_letter_topic=settings.topic_dead_letter,
         owned=lambda partition: partition in runtime.active_partitions(),
-        acknowledge=acknowledge,
         write_interval=settings.changelog_interval_seconds,
     )
     runtime = Runtime(
@@ -231,7 +237,7 @@ def build_app(settings: Settings) -> Runtime:
             return  # while stopping, the producer may already be closed
         async with _quiet_when_stopping(app, "the deadline check"):
             await runtime.refresh_lag()
-            for topic, ends in (await runtime.skipped_tails()).items():
+            for topic, ends in runtime.skipped_tails().items():
                 await pipeline.absorb(topic, [], ends)
             partitions = runtime.caught_up_partitions()
             if partitions and processor.tick(partitions, time.time()):
@@ -293,19 +299,14 @@ def _register_agent(app: faust.App, runtime: Runtime, name: str) -> None:
     pipeline = runtime.pipeline
 
     async def consume(stream: Any) -> None:
-        async for events in stream.take_events(
-            settings.batch_max_events, within=settings.batch_max_seconds
-        ):
-            messages = [
-                RawMessage(
-                    event.message.partition,
-                    event.message.offset,
-                    event.message.key,
-                    event.message.value,
-                )
-                for event in events
+        async for event in stream.events():
+            message = event.message
+            records = message.records if isinstance(message, BatchMessage) else (message,)
+            batch = [
+                RawMessage(record.partition, record.offset, record.key, record.value)
+                for record in records
             ]
-            await pipeline.absorb(name, messages)
+            await pipeline.absorb(name, batch)
             runtime.batches += 1
 
     app.agent(topic, name=f"salespulse.consume.{name}")(consume)

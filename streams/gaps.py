@@ -48,34 +48,17 @@ class GapReader:
                 log.warning("reading back %s failed (%s); retrying", gap, exc)
                 await asyncio.sleep(self._retry_seconds)
 
-    async def committed(
-        self, group: str, sources: list[tuple[str, int]]
-    ) -> dict[tuple[str, int], int]:
-        """The offsets *group* has committed for (topic, partition) *sources*, as the broker
-        has them; a consumer that never subscribes only asks the coordinator."""
-        consumer = self._consumer(group)
-        await consumer.start()
-        try:
-            found: dict[tuple[str, int], int] = {}
-            for topic, partition in sources:
-                offset = await consumer.committed(TopicPartition(topic, partition))
-                if offset is not None:
-                    found[(topic, partition)] = offset
-            return found
-        finally:
-            await consumer.stop()
-
-    def _consumer(self, group: str | None) -> AIOKafkaConsumer:
+    def _consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers(self._broker),
-            group_id=group,
+            group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",  # offsets already deleted by retention
             **client_options(self._settings),
         )
 
     async def _read_once(self, gap: Gap) -> tuple[list[RawMessage], int]:
-        consumer = self._consumer(None)
+        consumer = self._consumer()
         await consumer.start()
         try:
             tp = TopicPartition(gap.topic, gap.partition)

@@ -47,7 +47,6 @@ class BatchPipeline:
         topics: Sequence[str],
         dead_letter_topic: str,
         owned: Callable[[int], bool] = lambda partition: True,
-        acknowledge: Callable[[Gap, int], None] = lambda gap, reached: None,
         write_interval: float = 0.0,
     ):
         self.processor = processor
@@ -57,7 +56,6 @@ class BatchPipeline:
         self._send = send
         self._dead_letter_topic = dead_letter_topic
         self._owned = owned
-        self._acknowledge = acknowledge
         self._write_interval = write_interval
         self._locks = {topic: asyncio.Lock() for topic in topics}
         # Messages the consumer skipped and the worker read back itself, per topic.
@@ -68,15 +66,15 @@ class BatchPipeline:
         self, topic: str, messages: Sequence[RawMessage], ends: Mapping[int, int] | None = None
     ) -> None:
         """Apply *messages* of *topic*, and every unseen offset before them (or *ends*)."""
-        filled: list[tuple[Gap, int]] = []
         async with self._locks[topic]:
             batch = self.progress.unseen(topic, messages)
             covered = last_offsets(batch)
             gaps = self.progress.gaps(topic, batch, ends)
             if gaps:
-                batch = await self._fill(gaps, batch, covered, filled)
+                batch, found = await self._fill(gaps, batch, covered)
                 if ends and not all(self._owned(gap.partition) for gap in gaps):
                     return  # given away while reading: the new owner reads it
+                self._note_read_back(found)
             dead = self.processor.process(topic, batch)
             if dead:
                 await publish_dead_letters(self._send, self._dead_letter_topic, dead)
@@ -84,10 +82,6 @@ class BatchPipeline:
             self.progress.advance(topic, covered)
         if self._changelog.due(self._write_interval):
             await self._changelog.write()
-        # The consumer never acknowledged what it did not hand over, and would hold
-        # its committed offset before the gap forever; it may move on now.
-        for gap, reached in filled:
-            self._acknowledge(gap, reached)
 
     async def flush(self) -> None:
         """Write whatever batches touched since the last write."""
@@ -99,23 +93,29 @@ class BatchPipeline:
         gaps: Sequence[Gap],
         batch: list[RawMessage],
         covered: dict[int, int],
-        filled: list[tuple[Gap, int]],
-    ) -> list[RawMessage]:
+    ) -> tuple[list[RawMessage], list[tuple[Gap, int]]]:
+        """*batch* with the messages of *gaps* read back, in order; and per gap how many."""
         found: list[RawMessage] = []
+        counts: list[tuple[Gap, int]] = []
         for gap in gaps:
             messages, reached = await self._reader.read(gap)
-            filled.append((gap, reached))
             found.extend(messages)
+            counts.append((gap, len(messages)))
             covered[gap.partition] = max(covered.get(gap.partition, -1), reached - 1)
+        ordered = sorted([*batch, *found], key=lambda message: (message.partition, message.offset))
+        return ordered, counts
+
+    def _note_read_back(self, counts: Sequence[tuple[Gap, int]]) -> None:
+        """Count and log read-backs once they are applied (not when given away meanwhile)."""
+        for gap, count in counts:
             self.gaps_found[gap.topic] += 1
-            self.read_back[gap.topic] += len(messages)
-            if messages:
+            self.read_back[gap.topic] += count
+            if count:
                 log.warning(
                     "%s were never handed over by the consumer; read back %d messages "
                     "from the broker and applied them in order",
                     gap,
-                    len(messages),
+                    count,
                 )
             else:
                 log.debug("%s: no messages (transaction markers or deleted)", gap)
-        return sorted([*batch, *found], key=lambda message: (message.partition, message.offset))

@@ -573,8 +573,12 @@ def settle(
         last[:] = [(compare(truth.render(at), sum_samples(per_worker)), per_worker)]
         return not last[0][0]
 
-    with contextlib.suppress(AssertionError):  # the deadline passed: report what differs
+    try:
         wait_for(clean, timeout=settle_timeout, interval=0.5, what="live numbers equal to truth")
+    except AssertionError as exc:  # the deadline passed: report what differs
+        if not last:  # not one scrape of every worker succeeded
+            unreachable = f"workers on ports {list(ports)} could not be scraped"
+            raise AssertionError(f"{unreachable}: {exc}") from exc
     mismatches, per_worker = last[0]
     outcome = Outcome(mismatches, per_worker, accounted_after, time.monotonic() - started)
     if mismatches:  # a clue for the report: would live equal the truth without the tick?
