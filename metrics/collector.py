@@ -24,7 +24,7 @@ from metrics.config_metrics import config_families
 from salespulse.settings import Settings
 from streams.buckets import HISTOGRAM_BUCKETS
 from streams.periods import WINDOWS, period_of
-from streams.state import ManagerState, Record, RejectedState
+from streams.state import OPEN_OVERDUE_TASK, OPEN_TASK, ManagerState, Record, RejectedState
 
 Series = dict[tuple[str, ...], float]
 
@@ -239,12 +239,12 @@ class StateCollector(Collector):
                     target = histograms[key[0]].setdefault((manager, *key[1:]), [0.0] * len(values))
                     for index, value in enumerate(values):
                         target[index] += value
-                for deal in record.deals.values():
-                    if deal.outcome is None and deal.stage is not None:
-                        _add(open_deals, (manager, deal.pipeline, deal.stage), 1.0)
-                tasks_open = [task for task in record.tasks.values() if task.is_open]
-                _add(open_tasks, (manager,), float(len(tasks_open)))
-                _add(open_overdue, (manager,), float(sum(task.overdue for task in tasks_open)))
+                now_open = record.gauges
+                _add(open_tasks, (manager,), now_open.get(OPEN_TASK, 0.0))
+                _add(open_overdue, (manager,), now_open.get(OPEN_OVERDUE_TASK, 0.0))
+                for cell, value in now_open.items():
+                    if cell[0] == "open_deals":
+                        _add(open_deals, (manager, *cell[1:]), value)
             elif isinstance(record, RejectedState):
                 for cell, value in record.counters.items():
                     if cell[0] in processor:

@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import orjson
+
 from salespulse.settings import LabelLimits, Pipeline, Settings
 from schemas.events import (
     TOPIC_OF_TYPE,
@@ -105,18 +107,28 @@ class Aggregator:
         late = periods[0].end_epoch + self.grace <= stream
         open_periods = self._open_periods(state, periods, stream)
         at = event.occurred_at.timestamp()
-        if isinstance(event, DealCreated):
-            self._deal_created(state, event, at, open_periods)
-        elif isinstance(event, DealStageChanged):
-            self._deal_stage_changed(state, event, at, open_periods)
+        if isinstance(event, DealCreated | DealStageChanged):
+            before = state.deals.get(event.deal_id)
+            cells = before.open_cells() if before is not None else ()
+            if isinstance(event, DealCreated):
+                self._deal_created(state, event, at, open_periods)
+            else:
+                self._deal_stage_changed(state, event, at, open_periods)
+            deal = state.deals.get(event.deal_id)
+            state.shift(cells, deal.open_cells() if deal is not None else ())
         elif isinstance(event, CallEnded):
             self._call_ended(state, event, open_periods)
-        elif isinstance(event, TaskCreated):
-            self._task_created(state, event, at)
-        elif isinstance(event, TaskCompleted):
-            self._task_completed(state, event, at)
-        elif isinstance(event, TaskOverdue):
-            self._task_overdue(state, event)
+        else:
+            before_task = state.tasks.get(event.task_id)
+            cells = before_task.open_cells() if before_task is not None else ()
+            if isinstance(event, TaskCreated):
+                self._task_created(state, event, at)
+            elif isinstance(event, TaskCompleted):
+                self._task_completed(state, event, at)
+            else:
+                self._task_overdue(state, event)
+            task = state.tasks.get(event.task_id)
+            state.shift(cells, task.open_cells() if task is not None else ())
         if at > stream:
             state.stream_watermarks[family] = at
             self._expire_periods(state)
@@ -141,7 +153,7 @@ class Aggregator:
         deadlines and regulations by the tasks stream, creation waits of deals
         by the deals stream), and with wall-clock time for partitions that are
         caught up, so a manager who has gone quiet still has overdue tasks
-        noticed.
+        noticed. Only items with a deadline are looked at (state.Deadlines).
         """
         changed = False
         if deals_clock >= state.next_deal_check:
@@ -149,52 +161,76 @@ class Aggregator:
         if tasks_clock < state.next_check:
             return changed
         clock = tasks_clock
-        upcoming = float("inf")
-        for task in state.tasks.values():
+        due = state.deadlines
+        for task_id in [name for name, at in due.tasks.items() if at < clock]:
+            del due.tasks[task_id]
+            task = state.tasks.peek(task_id)
+            if task is None:
+                continue
+            before = task.open_cells()
             if task.is_open and not task.overdue and task.due_at is not None:
-                if task.due_at + self.allowance < clock:
-                    self._mark_overdue(state, task)
-                    changed = True
-                else:
-                    upcoming = min(upcoming, task.due_at + self.allowance)
+                self._mark_overdue(state, task)
             elif not task.created and task.completed_at is not None and not task.completion_counted:
                 # The creation never came within the wait: count what is known.
-                if task.completed_at + self.creation_wait < clock:
-                    self._count_completion(state, task)
-                    changed = True
-                else:
-                    upcoming = min(upcoming, task.completed_at + self.creation_wait)
-        for deal in state.deals.values():
-            if not deal.checks:
+                self._count_completion(state, task)
+            else:
+                continue
+            state.tasks.put(task_id, task)
+            state.shift(before, task.open_cells())
+            changed = True
+        for deal_id in [name for name, at in due.checks.items() if at < clock]:
+            del due.checks[deal_id]
+            deal = state.deals.peek(deal_id)
+            if deal is None or not deal.checks:
                 continue
             pending = []
             for check in deal.checks:
                 if check.deadline < clock:
                     self._count_regulation(state, deal.pipeline, check, "missed")
-                    changed = True
                 else:
                     pending.append(check)
-                    upcoming = min(upcoming, check.deadline)
             deal.checks = pending
-        state.next_check = upcoming
+            if pending:
+                due.checks[deal_id] = min(check.deadline for check in pending)
+            state.deals.put(deal_id, deal)
+            changed = True
+        state.next_check = due.earliest()
         return changed
 
     def _settle_waiting_deals(self, state: ManagerState, clock: float) -> bool:
         """Apply stage changes whose deal's creation did not come within the wait."""
         changed = False
-        upcoming = float("inf")
-        for deal_id, deal in state.deals.items():
-            if not deal.pending:
-                continue
-            first = min(at for _, _, at in deal.pending)
-            if first + self.creation_wait < clock:
-                deal.settled = True
-                self._replay_pending(state, deal_id, deal)
-                changed = True
-            else:
-                upcoming = min(upcoming, first + self.creation_wait)
-        state.next_deal_check = upcoming
+        waits = state.deadlines.waits
+        for deal_id in [name for name, at in waits.items() if at < clock]:
+            del waits[deal_id]
+            deal = state.deals.peek(deal_id)
+            if deal is None or not deal.pending:
+                continue  # its creation came meanwhile
+            state.deals.put(deal_id, deal)
+            before = deal.open_cells()
+            deal.settled = True
+            self._replay_pending(state, str(deal_id), deal)
+            state.shift(before, deal.open_cells())
+            changed = True
+        state.next_deal_check = min(waits.values(), default=float("inf"))
         return changed
+
+    def index(self, state: ManagerState) -> None:
+        """Find the deadlines of a manager's items again (after its state is restored)."""
+        due = state.deadlines
+        due.clear()
+        for task_id, task in state.tasks.peek_all():
+            if task.is_open and not task.overdue and task.due_at is not None:
+                due.tasks[task_id] = task.due_at + self.allowance
+            elif not task.created and task.completed_at is not None and not task.completion_counted:
+                due.tasks[task_id] = task.completed_at + self.creation_wait
+        for deal_id, deal in state.deals.peek_all():
+            if deal.checks:
+                due.checks[deal_id] = min(check.deadline for check in deal.checks)
+            if deal.pending:
+                due.waits[deal_id] = min(at for _, _, at in deal.pending) + self.creation_wait
+        state.next_check = due.earliest()
+        state.next_deal_check = min(due.waits.values(), default=float("inf"))
 
     def _replay_pending(self, state: ManagerState, deal_id: str, deal: DealState) -> None:
         pending, deal.pending = sorted(deal.pending, key=lambda entry: entry[2]), []
@@ -240,17 +276,12 @@ class Aggregator:
             del state.periods[key]
 
     def _expire_closed(self, state: ManagerState) -> None:
-        """Forget deals and tasks closed longer ago than the retention."""
+        """Forget deals and tasks closed, and call ids of days, older than the retention."""
         newest_day = datetime.fromtimestamp(state.watermark, self.zone).date().toordinal()
         cutoff = newest_day - self.retention_days
-        for items in (state.deals, state.tasks):
-            stale = [
-                key
-                for key, item in items.items()
-                if item.closed_day is not None and item.closed_day < cutoff
-            ]
-            for key in stale:
-                del items[key]
+        for items in state.item_maps():
+            for name in items.expired(cutoff):
+                items.delete(name)
 
     def _day(self, at: float) -> int:
         return datetime.fromtimestamp(at, self.zone).date().toordinal()
@@ -283,7 +314,7 @@ class Aggregator:
         deal = state.deals.get(deal_id)
         if deal is None:
             deal = DealState(pipeline=pipeline)
-            state.deals[deal_id] = deal
+            state.deals.put(deal_id, deal)
         return deal
 
     def _deal_created(
@@ -316,7 +347,9 @@ class Aggregator:
         if not deal.created and not deal.settled:
             # Wait a little for the creation, which carries product and channel.
             deal.pending.append((event.to_stage, event.amount, at))
-            state.next_deal_check = min(state.next_deal_check, at + self.creation_wait)
+            first = min(entry[2] for entry in deal.pending)
+            state.deadlines.waits[event.deal_id] = first + self.creation_wait
+            state.next_deal_check = min(state.next_deal_check, first + self.creation_wait)
             return
         self._enter_stage(state, event.deal_id, deal, event.to_stage, event.amount, at, periods)
 
@@ -397,11 +430,13 @@ class Aggregator:
     def _open_check(
         self, state: ManagerState, deal_id: str, deal: DealState, check: RegulationCheck
     ) -> None:
-        for task in state.tasks.values():
+        for _, task in state.tasks.peek_containing(orjson.dumps(deal_id)):
             if task.created and task.deal_id == deal_id and self._satisfies(task, check):
                 self._count_regulation(state, deal.pipeline, check, "met")
                 return
         deal.checks.append(check)
+        checks = state.deadlines.checks
+        checks[deal_id] = min(checks.get(deal_id, check.deadline), check.deadline)
         state.next_check = min(state.next_check, check.deadline)
 
     @staticmethod
@@ -426,7 +461,7 @@ class Aggregator:
         task = state.tasks.get(event.task_id)
         if task is None:
             task = TaskState()
-            state.tasks[event.task_id] = task
+            state.tasks.put(event.task_id, task)
         if task.created:
             return
         task.created = True
@@ -442,28 +477,39 @@ class Aggregator:
             state.add(("tasks_overdue_total", task.task_type))  # confirmed before created
             self._add_period(self._task_periods_at(state, task.due_at), ("tasks_overdue",))
         else:
+            state.deadlines.tasks[event.task_id] = task.due_at + self.allowance
             state.next_check = min(state.next_check, task.due_at + self.allowance)
-        deal = state.deals.get(event.deal_id) if event.deal_id else None
-        if deal is not None and deal.checks:
+        deal_id = event.deal_id
+        deal = state.deals.peek(deal_id) if deal_id else None
+        if deal_id and deal is not None and deal.checks:
             pending = []
             for check in deal.checks:
                 if at <= check.deadline and self._satisfies(task, check):
                     self._count_regulation(state, deal.pipeline, check, "met")
                 else:
                     pending.append(check)
-            deal.checks = pending
+            if len(pending) < len(deal.checks):
+                deal.checks = pending
+                state.deals.put(deal_id, deal)
+                checks = state.deadlines.checks
+                if pending:
+                    checks[deal_id] = min(check.deadline for check in pending)
+                else:
+                    checks.pop(deal_id, None)
 
     def _task_completed(self, state: ManagerState, event: TaskCompleted, at: float) -> None:
         task = state.tasks.get(event.task_id)
         if task is None:
             task = TaskState(deal_id=event.deal_id)
-            state.tasks[event.task_id] = task
+            state.tasks.put(event.task_id, task)
         if task.completed_at is not None:
             return  # completed once
         task.completed_at = at
         if task.created:
             self._count_completion(state, task)
+            state.deadlines.tasks.pop(event.task_id, None)
         else:
+            state.deadlines.tasks[event.task_id] = at + self.creation_wait
             state.next_check = min(state.next_check, at + self.creation_wait)
 
     def _count_completion(self, state: ManagerState, task: TaskState) -> None:
@@ -486,11 +532,12 @@ class Aggregator:
         task = state.tasks.get(event.task_id)
         if task is None:
             task = TaskState()
-            state.tasks[event.task_id] = task
+            state.tasks.put(event.task_id, task)
         if task.overdue or task.completed_at is not None:
             return
         if task.created:
             self._mark_overdue(state, task)
+            state.deadlines.tasks.pop(event.task_id, None)
         else:
             task.overdue = True  # counted when the creation tells its type and deadline
 

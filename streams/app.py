@@ -161,7 +161,7 @@ class Runtime:
         """State of the actively owned partitions; nothing while state is being restored."""
         if self.app.in_recovery:
             return []
-        return [record for _, record in self.store.items_in(self.active_partitions())]
+        return list(self.store.records(self.active_partitions()))
 
 
 def build_app(settings: Settings) -> Runtime:
@@ -198,8 +198,8 @@ def build_app(settings: Settings) -> Runtime:
         help="salespulse state: managers, dedupe memory, rejections",
     )
 
-    memory_store: Any = table.data  # the in-memory store keeps a plain dict in .data
-    store = StateStore(memory_store.data)
+    table_store: Any = table.data  # a tablestore.BatchStore (the table's store URL says so)
+    store: StateStore = table_store.state_store
     changelog = ChangelogWriter(
         store, topic=lambda: table.changelog_topic.get_topic_name(), send=app.producer.send
     )

@@ -1,34 +1,35 @@
-"""Writing a batch's state to the changelog so that a restart reads all of it.
+"""Writing state to the changelog so that a restart reads all of it back, consistent.
 
-Two rules make the changelog trustworthy on any Kafka-compatible broker:
+A write sends what the store drained (streams.store) in three steps, each
+acknowledged by the broker before the next begins:
 
-1. Every touched record is sent and acknowledged before the batch's source
-   offsets are acknowledged, so Faust never commits offsets ahead of state.
-2. After each write, every partition written to gets one more record, alone
-   in its batch, sent once everything else is acknowledged: the partition's
-   source progress (streams.state.SourceProgress), or a tombstone marker
-   before it has any. Faust restores a table by reading up to the
-   partition's reported end offset; some brokers (the embedded tansu among
-   them) report the end of a multi-record batch as its first offset + 1,
-   which silently drops the rest of the batch on recovery. A single-record
-   batch at the end makes the reported end exact. Writes are serialised so
-   no other record can share that batch.
+1. the touched managers' cores, each embedding the items that changed with
+   it, and rejection records;
+2. those items' own records;
+3. per partition, its source progress (streams.state.SourceProgress), or a
+   tombstone marker before it has any, alone in its produce batch.
 
-Because progress goes last, a restored progress never claims more than the
-restored records hold. A crash before it loses at most state whose source
-offsets were never acknowledged: those messages are delivered again (or read
-back, see streams.gaps), and the offsets kept in each record decide what
-still needs applying.
+So a crash anywhere leaves cores that hold their items (restoring takes, per
+item, the newer copy), and a progress that never claims more than the
+restored records hold. Messages past the restored progress are delivered
+again (or read back, see streams.gaps), and the offsets each core keeps
+decide what still needs applying.
+
+Faust restores a table by reading up to the partition's reported end
+offset; some brokers (the embedded tansu among them) report the end of a
+multi-record batch as its first offset + 1, which silently drops the rest
+of the batch on recovery. The single-record batch of step 3 makes the
+reported end exact. Writes are serialised so no other record can share it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from streams.state import encode, is_progress_key, marker_key, progress_key
+from streams.store import Send as Record
 from streams.store import StateStore
 
 Send = Callable[..., Awaitable[Awaitable[Any]]]
@@ -52,54 +53,28 @@ class ChangelogWriter:
         """Persist everything touched so far; returns how many records were written."""
         async with self._lock:
             self._last_write = time.monotonic()
-            writes = self._store.drain()
-            if not writes:
+            write = self._store.drain()
+            if not write:
                 return 0
-            # Taken now, not after the sends: by then other batches may have moved it.
-            closing = self._closing(writes)
             try:
-                await self._send_all(writes, closing)
+                for step in (write.cores, write.items, write.closing):
+                    await self._send_all(step)
             except BaseException:
                 # Cancelled by a shutdown, or the broker failed: the next write (the
                 # shutdown's own, or a retry) must still carry these records.
-                self._store.requeue(writes)
+                self._store.requeue(write)
                 raise
-            self.records_written += len(writes)
+            self._store.written(write)
+            self.records_written += len(write)
             self.writes += 1
-            return len(writes)
+            return len(write)
 
-    async def _send_all(
-        self,
-        writes: list[tuple[int, bytes, bytes | None]],
-        closing: list[tuple[int, bytes, bytes | None]],
-    ) -> None:
+    async def _send_all(self, records: Sequence[Record]) -> None:
+        if not records:
+            return
         topic = self._topic()
         sent = [
             await self._send(topic, key, value, partition, None, None)
-            for partition, key, value in writes
-            if not is_progress_key(key)
+            for partition, key, value in records
         ]
         await asyncio.gather(*sent)
-        last = [
-            await self._send(topic, key, value, partition, None, None)
-            for partition, key, value in closing
-        ]
-        await asyncio.gather(*last)
-
-    def _closing(
-        self, writes: list[tuple[int, bytes, bytes | None]]
-    ) -> list[tuple[int, bytes, bytes | None]]:
-        """Each written partition's closing record: its progress, or a tombstone marker."""
-        drained = {key: value for _, key, value in writes if is_progress_key(key)}
-        closing: list[tuple[int, bytes, bytes | None]] = []
-        for partition in sorted({partition for partition, _, _ in writes}):
-            key = progress_key(partition)
-            if key in drained:
-                closing.append((partition, key, drained[key]))
-                continue
-            progress = self._store.get(key)
-            if progress is None:
-                closing.append((partition, marker_key(partition), None))
-            else:
-                closing.append((partition, key, encode(progress)))
-        return closing

@@ -14,17 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from salespulse.settings import Settings
-from schemas.events import Event
+from schemas.events import CallEnded, DealCreated, DealStageChanged, Event
 from streams.aggregate import Aggregator
 from streams.intake import Rejection, parse_event
-from streams.state import (
-    ManagerState,
-    RejectedState,
-    SeenIds,
-    manager_key,
-    rejected_key,
-    seen_key,
-)
+from streams.state import CallIds, DealState, ManagerState, RejectedState, TaskState
 from streams.store import StateStore
 
 log = logging.getLogger(__name__)
@@ -72,8 +65,7 @@ class Processor:
         self.configured_managers = frozenset(settings.managers)
         self.max_unconfigured = settings.max_unconfigured_managers
         self._unconfigured: dict[int, set[str]] = {}  # partition -> managers tracked
-        # Origins pack (offset, topic) into one int: offset * 4 + topic index.
-        self.topic_index = {topic: index for index, topic in enumerate(settings.source_topics)}
+        store.restored = self.aggregator.index
 
     def process(self, topic: str, messages: Sequence[RawMessage]) -> list[DeadLetter]:
         """Apply *messages* of *topic* in offset order; returns what must be dead-lettered."""
@@ -107,9 +99,9 @@ class Processor:
     def tick(self, partitions: set[int], clock: float) -> int:
         """Settle deadlines *clock* has passed in caught-up *partitions*; counts changes."""
         changed = 0
-        for key, record in self.store.items_in(partitions, kinds=(b"m",)):
-            if isinstance(record, ManagerState) and self.aggregator.advance(record, clock, clock):
-                self.store.touch(record.partition, key)
+        for state in self.store.managers_in(partitions):
+            if self.aggregator.advance(state, clock, clock):
+                self.store.touch(state)
                 changed += 1
         return changed
 
@@ -119,8 +111,8 @@ class Processor:
         self, topic: str, message: RawMessage, rejection: Rejection, dead: list[DeadLetter]
     ) -> None:
         """Queue a dead letter; it is counted only once the broker has it (``record``)."""
-        state = self.store.get(rejected_key(message.partition, topic))
-        if isinstance(state, RejectedState) and message.offset <= state.offset:
+        state = self.store.rejected(message.partition, topic)
+        if state is not None and message.offset <= state.offset:
             return  # counted and dead-lettered before a restart
         dead.append(DeadLetter(topic, message, rejection))
 
@@ -134,9 +126,8 @@ class Processor:
         """
         for letter in letters:
             message = letter.message
-            key = rejected_key(message.partition, letter.topic)
-            state = self.store.get(key)
-            if not isinstance(state, RejectedState):
+            state = self.store.rejected(message.partition, letter.topic)
+            if state is None:
                 state = RejectedState(topic=letter.topic, partition=message.partition)
             if message.offset <= state.offset:
                 continue
@@ -148,7 +139,7 @@ class Processor:
                 ("events_rejected_total", letter.topic, letter.rejection.reason),
             ):
                 cells[cell] = cells.get(cell, 0.0) + 1.0
-            self.store.put(message.partition, key, state)
+            self.store.put_rejected(state)
 
     def _admit(self, partition: int, manager_id: str) -> bool:
         """Whether a manager without state may get some: configured ones always."""
@@ -156,12 +147,7 @@ class Processor:
             return True
         tracked = self._unconfigured.get(partition)
         if tracked is None:  # first use since (re)assignment: count what the state holds
-            tracked = {
-                record.manager_id
-                for _, record in self.store.items_in({partition}, kinds=(b"m",))
-                if isinstance(record, ManagerState)
-                and record.manager_id not in self.configured_managers
-            }
+            tracked = set(self.store.manager_ids(partition)) - self.configured_managers
             self._unconfigured[partition] = tracked
         if len(tracked) >= self.max_unconfigured:
             return False
@@ -171,9 +157,8 @@ class Processor:
     def _accept(
         self, topic: str, message: RawMessage, event: Event, dead: list[DeadLetter]
     ) -> None:
-        key = manager_key(message.partition, event.manager_id)
-        state = self.store.get(key)
-        if not isinstance(state, ManagerState):
+        state = self.store.manager(message.partition, event.manager_id)
+        if state is None:
             if not self._admit(message.partition, event.manager_id):
                 limit = Rejection(
                     "manager_limit",
@@ -185,69 +170,59 @@ class Processor:
                 self._reject(topic, message, limit, dead)
                 return
             state = ManagerState(manager_id=event.manager_id, partition=message.partition)
-        origin = message.offset * 4 + self.topic_index[topic]
+            self.store.add_manager(state)
         if message.offset <= state.offsets.get(topic, -1):
-            # Redelivered after a restart: its effect is in the state already.
-            # Its id may not be, if that record was lost; remember it again.
-            self._remember(state, event, origin)
-            return
-        if self._seen_elsewhere(state, event.event_id, origin):
+            return  # delivered again after a restart: its effect is in the state already
+        day = self._call_day(state, event) if isinstance(event, CallEnded) else 0
+        if self._seen(state, event, day):
             outcome = "duplicate"
         else:
-            self._remember(state, event, origin)
             outcome = "late" if self.aggregator.apply(state, event) else "processed"
-            self._expire_seen(state)
+            self._remember(state, event, day)
         state.add(("events_total", topic, event.type, outcome))
         state.offsets[topic] = message.offset
-        self.store.put(message.partition, key, state)
+        self.store.touch(state)
 
     # -- dedupe memory ---------------------------------------------------------
+    #
+    # A deal's or task's own record keeps the ids of its events; calls have one
+    # record of ids per manager and local day. They are written with the manager's
+    # core, so the ids are exactly those of the events the state holds: an id seen
+    # again in a message the state has not absorbed is a duplicate.
 
-    def _newest_day(self, state: ManagerState) -> int | None:
-        if state.watermark == float("-inf"):
-            return None
-        return datetime.fromtimestamp(state.watermark, self.zone).date().toordinal()
-
-    def _bucket_day(self, state: ManagerState, event: Event) -> int:
+    def _call_day(self, state: ManagerState, event: Event) -> int:
         """The event's local day, but never older than the dedupe horizon.
 
-        Ids of events older than the horizon go into the oldest live bucket, so
+        Ids of events older than the horizon go into the oldest live day, so
         they are still recognised for a while instead of never.
         """
         day = event.occurred_at.astimezone(self.zone).date().toordinal()
-        newest = self._newest_day(state)
-        if newest is not None:
+        if state.watermark != float("-inf"):
+            newest = datetime.fromtimestamp(state.watermark, self.zone).date().toordinal()
             day = max(day, newest - self.horizon_days)
         return day
 
-    def _seen_elsewhere(self, state: ManagerState, event_id: str, origin: int) -> bool:
-        for day in state.seen_days:
-            bucket = self.store.get(seen_key(state.partition, state.manager_id, day))
-            if isinstance(bucket, SeenIds):
-                first = bucket.ids.get(event_id)
-                if first is not None and first != origin:
-                    return True
-        return False
+    @staticmethod
+    def _item(
+        state: ManagerState, event: Event, day: int
+    ) -> DealState | TaskState | CallIds | None:
+        """The record that holds *event*'s id (a call's by its *day*), for its next change."""
+        if isinstance(event, CallEnded):
+            return state.calls.get(day)
+        if isinstance(event, DealCreated | DealStageChanged):
+            return state.deals.get(event.deal_id)
+        return state.tasks.get(event.task_id)
 
-    def _remember(self, state: ManagerState, event: Event, origin: int) -> None:
-        day = self._bucket_day(state, event)
-        key = seen_key(state.partition, state.manager_id, day)
-        bucket = self.store.get(key)
-        if not isinstance(bucket, SeenIds):
-            bucket = SeenIds()
-        if event.event_id in bucket.ids:
-            return
-        bucket.ids[event.event_id] = origin
-        self.store.put(state.partition, key, bucket)
-        if day not in state.seen_days:
-            state.seen_days.append(day)
-            state.seen_days.sort()
+    def _seen(self, state: ManagerState, event: Event, day: int) -> bool:
+        item = self._item(state, event, day)
+        return item is not None and event.event_id in item.ids
 
-    def _expire_seen(self, state: ManagerState) -> None:
-        newest = self._newest_day(state)
-        if newest is None:
-            return
-        cutoff = newest - self.horizon_days
-        while state.seen_days and state.seen_days[0] < cutoff:
-            day = state.seen_days.pop(0)
-            self.store.delete(state.partition, seen_key(state.partition, state.manager_id, day))
+    def _remember(self, state: ManagerState, event: Event, day: int) -> None:
+        item = self._item(state, event, day)
+        if isinstance(item, CallIds):
+            item.ids.add(event.event_id)
+        elif item is not None:
+            item.ids.append(event.event_id)
+        elif isinstance(event, CallEnded):
+            state.calls.put(day, CallIds(day, {event.event_id}))
+        # A deal or task expired at once (closed before the horizon) keeps no ids.

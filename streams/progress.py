@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from streams.processor import RawMessage
-from streams.state import SourceProgress, progress_key
+from streams.state import SourceProgress
 from streams.store import StateStore
 
 
@@ -35,13 +35,9 @@ class ProgressBook:
     def __init__(self, store: StateStore):
         self._store = store
 
-    def _progress(self, partition: int) -> SourceProgress | None:
-        record = self._store.get(progress_key(partition))
-        return record if isinstance(record, SourceProgress) else None
-
     def applied(self, topic: str, partition: int) -> int:
         """The last offset of *topic*'s *partition* whose outcome is in the state, or -1."""
-        progress = self._progress(partition)
+        progress = self._store.progress(partition)
         return -1 if progress is None else progress.offsets.get(topic, -1)
 
     def unseen(self, topic: str, messages: Sequence[RawMessage]) -> list[RawMessage]:
@@ -82,10 +78,10 @@ class ProgressBook:
     def advance(self, topic: str, covered: Mapping[int, int]) -> None:
         """Record that every offset up to *covered* (per partition) has its outcome."""
         for partition, offset in covered.items():
-            progress = self._progress(partition) or SourceProgress(partition=partition)
+            progress = self._store.progress(partition) or SourceProgress(partition=partition)
             if offset > progress.offsets.get(topic, -1):
                 progress.offsets[topic] = offset
-                self._store.put(partition, progress_key(partition), progress)
+                self._store.set_progress(progress)
 
 
 def last_offsets(messages: Sequence[RawMessage]) -> dict[int, int]:

@@ -3,20 +3,28 @@
 All state lives in one changelog-backed table whose keys say what a record
 is and which partition it belongs to:
 
-- ``m|<partition>|<manager>``: a manager's counters, open calendar periods,
-  deals, and the offset of the last source message applied per topic;
-- ``s|<partition>|<manager>|<day>``: event ids seen for that manager on one
-  local day (dedupe memory, expired by event time);
+- ``m|<partition>|<manager>``: a manager's core: counters, open calendar
+  periods, histograms, current-state gauges (open deals and tasks), and the
+  offset of the last source message applied per topic;
+- ``d|<partition>|<manager>|<deal>``, ``t|…|<task>``: one deal or task,
+  with the ids of its events (the dedupe memory of deal and task events);
+- ``c|<partition>|<manager>|<day>``: the ids of a manager's calls of one
+  local day (the dedupe memory of calls);
 - ``r|<partition>|<topic>``: messages of one source partition that were
   rejected before a manager could be known;
 - ``p|<partition>``: how far each source topic's partition has been applied
   (see SourceProgress), written last in every changelog write.
 
-Every record carries the source offsets it has absorbed, so a message that is
-delivered again after a crash is recognised and skipped: updates are
-idempotent by construction, whatever Faust did or did not commit. One record
-per manager holds everything a manager's numbers depend on, so a manager's
-state is always written atomically.
+A manager's core and its items are separate records, so a write carries
+only what changed. They still change together: a core record embeds every
+item that changed in the same write, and each record carries the sequence
+number of its write. Items are sent only after the cores that embed them
+are acknowledged, so whatever a crash cuts off, the newest core holds the
+items as they were when it was written, and restoring takes, per item, the
+newer of its own record and the copy in its manager's core. Each core
+carries the source offsets it has absorbed, so a message delivered again
+after a crash is skipped: updates are idempotent by construction, whatever
+Faust did or did not commit.
 """
 
 from __future__ import annotations
@@ -26,10 +34,15 @@ from typing import Any
 
 import orjson
 
+from streams.items import Items, Name
+
 SEP = "\x1f"
+_SEP = SEP.encode()
 
 # A counter or gauge cell: the metric's short name followed by its label values.
 CellKey = tuple[str, ...]
+
+FORMAT = 2  # version 1 kept deals, tasks and event ids inside one manager record
 
 
 @dataclass(slots=True)
@@ -63,6 +76,7 @@ class DealState:
     # when the creation arrives, or as they are once the creation wait is over.
     pending: list[tuple[str, float | None, float]] = field(default_factory=list)
     settled: bool = False  # no creation is waited for any more
+    ids: list[str] = field(default_factory=list)  # event ids applied to this deal
 
     def to_list(self) -> list[Any]:
         return [
@@ -81,15 +95,24 @@ class DealState:
             self.settled,
             [list(entry) for entry in self.pending],
             [[c.stage, c.task_type, c.deadline, c.entered_at] for c in self.checks],
+            self.ids,
         ]
 
     @classmethod
     def from_list(cls, items: list[Any]) -> DealState:
-        deal = cls(*items[:-3])
-        deal.settled = items[-3]
-        deal.pending = [(stage, amount, at) for stage, amount, at in items[-2]]
-        deal.checks = [RegulationCheck(*check) for check in items[-1]]
+        deal = cls(*items[:12])
+        deal.settled = items[12]
+        deal.pending = [(stage, amount, at) for stage, amount, at in items[13]]
+        deal.checks = [RegulationCheck(*check) for check in items[14]]
+        if len(items) > 15:
+            deal.ids = items[15]
         return deal
+
+    def open_cells(self) -> tuple[CellKey, ...]:
+        """The current-state gauge cells this deal counts in."""
+        if self.outcome is None and self.stage is not None:
+            return (("open_deals", self.pipeline, self.stage),)
+        return ()
 
 
 @dataclass(slots=True)
@@ -109,6 +132,7 @@ class TaskState:
     completion_counted: bool = False
     overdue: bool = False
     closed_day: int | None = None
+    ids: list[str] = field(default_factory=list)  # event ids applied to this task
 
     def to_list(self) -> list[Any]:
         return [
@@ -120,6 +144,7 @@ class TaskState:
             self.completion_counted,
             self.overdue,
             self.closed_day,
+            self.ids,
         ]
 
     @classmethod
@@ -130,6 +155,37 @@ class TaskState:
     def is_open(self) -> bool:
         return self.created and self.completed_at is None
 
+    def open_cells(self) -> tuple[CellKey, ...]:
+        if not self.is_open:
+            return ()
+        if self.overdue:
+            return OPEN_TASK, OPEN_OVERDUE_TASK
+        return (OPEN_TASK,)
+
+
+OPEN_TASK: CellKey = ("open_tasks",)
+OPEN_OVERDUE_TASK: CellKey = ("open_tasks_overdue",)
+
+
+@dataclass(slots=True)
+class CallIds:
+    """Event ids of one manager's calls on one local day (forgotten like a deal closed
+    that day)."""
+
+    day: int
+    ids: set[str] = field(default_factory=set)
+
+    @property
+    def closed_day(self) -> int:
+        return self.day
+
+    def to_list(self) -> list[Any]:
+        return [self.day, sorted(self.ids)]
+
+    @classmethod
+    def from_list(cls, items: list[Any]) -> CallIds:
+        return cls(items[0], set(items[1]))
+
 
 @dataclass(slots=True)
 class OpenPeriod:
@@ -137,6 +193,42 @@ class OpenPeriod:
 
     end: float  # epoch seconds, exclusive
     cells: dict[CellKey, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Deadlines:
+    """A manager's items that wait for a clock, and until when: tasks due (or a creation
+    waited for), deals with regulation checks, deals waiting for their creation.
+
+    Kept in memory only, and found again from the items when a manager's state is
+    restored, so that passing a deadline looks at those items alone."""
+
+    tasks: dict[Name, float] = field(default_factory=dict)
+    checks: dict[Name, float] = field(default_factory=dict)
+    waits: dict[Name, float] = field(default_factory=dict)
+
+    def earliest(self) -> float:
+        return min(
+            min(self.tasks.values(), default=float("inf")),
+            min(self.checks.values(), default=float("inf")),
+        )
+
+    def clear(self) -> None:
+        self.tasks.clear()
+        self.checks.clear()
+        self.waits.clear()
+
+
+def _deal_items() -> Items[DealState]:
+    return Items(b"d", DealState.from_list)
+
+
+def _task_items() -> Items[TaskState]:
+    return Items(b"t", TaskState.from_list)
+
+
+def _call_items() -> Items[CallIds]:
+    return Items(b"c", CallIds.from_list)
 
 
 @dataclass(slots=True)
@@ -151,29 +243,48 @@ class ManagerState:
     stream_watermarks: dict[str, float] = field(default_factory=dict)
     counters: dict[CellKey, float] = field(default_factory=dict)
     periods: dict[str, OpenPeriod] = field(default_factory=dict)
-    deals: dict[str, DealState] = field(default_factory=dict)
-    seen_days: list[int] = field(default_factory=list)  # live dedupe buckets
-    tasks: dict[str, TaskState] = field(default_factory=dict)
     # (histogram, *labels) -> [count per bucket..., sum, count]
     histograms: dict[CellKey, list[float]] = field(default_factory=dict)
+    # Current state, kept as items change: open deals per stage, open (overdue) tasks.
+    gauges: dict[CellKey, float] = field(default_factory=dict)
     next_check: float = float("inf")  # earliest task or regulation deadline (tasks clock)
     next_deal_check: float = float("inf")  # earliest end of a creation wait (deals clock)
     labels: dict[str, list[str]] = field(default_factory=dict)  # admitted free-text values
+    deals: Items[DealState] = field(default_factory=_deal_items)
+    tasks: Items[TaskState] = field(default_factory=_task_items)
+    calls: Items[CallIds] = field(default_factory=_call_items)  # keyed by local day ordinal
+    deadlines: Deadlines = field(default_factory=Deadlines)
 
     def add(self, cell: CellKey, amount: float = 1.0) -> None:
         counters = self.counters
         counters[cell] = counters.get(cell, 0.0) + amount
 
+    def shift(self, before: tuple[CellKey, ...], after: tuple[CellKey, ...]) -> None:
+        """Move an item's contribution to the current-state gauges."""
+        if before == after:
+            return
+        gauges = self.gauges
+        for cell in before:
+            left = gauges.get(cell, 0.0) - 1.0
+            if left > 0:
+                gauges[cell] = left
+            else:
+                gauges.pop(cell, None)
+        for cell in after:
+            gauges[cell] = gauges.get(cell, 0.0) + 1.0
 
-@dataclass(slots=True)
-class SeenIds:
-    """Event ids of one manager and local day, each with the message it came in.
+    def item_maps(self) -> tuple[Items[DealState], Items[TaskState], Items[CallIds]]:
+        return self.deals, self.tasks, self.calls
 
-    The origin (offset and topic) tells a redelivery of the same message, which
-    is not a duplicate, from a second message carrying the same id, which is.
-    """
-
-    ids: dict[str, int] = field(default_factory=dict)
+    def items_of(self, kind: bytes) -> Items[Any]:
+        """The items of a record kind: b"d" deals, b"t" tasks, b"c" call days."""
+        if kind == b"d":
+            return self.deals
+        if kind == b"t":
+            return self.tasks
+        if kind == b"c":
+            return self.calls
+        raise ValueError(f"no items of kind {kind!r}")
 
 
 @dataclass(slots=True)
@@ -198,17 +309,18 @@ class SourceProgress:
     offsets: dict[str, int] = field(default_factory=dict)
 
 
-Record = ManagerState | SeenIds | RejectedState | SourceProgress
-# Records metrics are made from; progress is bookkeeping only.
-RECORD_KINDS = (b"m", b"s", b"r")
+Record = ManagerState | RejectedState | SourceProgress
+
+
+# -- keys --------------------------------------------------------------------------
 
 
 def manager_key(partition: int, manager_id: str) -> bytes:
     return f"m{SEP}{partition}{SEP}{manager_id}".encode()
 
 
-def seen_key(partition: int, manager_id: str, day: int) -> bytes:
-    return f"s{SEP}{partition}{SEP}{manager_id}{SEP}{day}".encode()
+def item_key(kind: bytes, partition: int, manager_id: str, item: str | int) -> bytes:
+    return kind + f"{SEP}{partition}{SEP}{manager_id}{SEP}{item}".encode()
 
 
 def rejected_key(partition: int, topic: str) -> bytes:
@@ -229,7 +341,14 @@ def marker_key(partition: int) -> bytes:
 
 
 def partition_of_key(key: bytes) -> int:
-    return int(key.split(SEP.encode(), 2)[1])
+    return int(key.split(_SEP, 2)[1])
+
+
+def split_key(key: bytes) -> list[str]:
+    return key.decode().split(SEP)
+
+
+# -- encoding ----------------------------------------------------------------------
 
 
 def _cells_out(cells: dict[CellKey, float]) -> list[list[Any]]:
@@ -240,30 +359,107 @@ def _cells_in(rows: list[list[Any]]) -> dict[CellKey, float]:
     return {tuple(row[:-1]): float(row[-1]) for row in rows}
 
 
-def encode(record: Record) -> bytes:
-    """Changelog bytes of a record; compact, versioned, order-independent."""
+def encode_item(item: DealState | TaskState | CallIds) -> bytes:
+    return orjson.dumps(item.to_list())
+
+
+def encode_core(
+    state: ManagerState, seq: int, embedded: dict[bytes, dict[str, bytes | None]]
+) -> bytes:
+    """A manager's core record with the items of this write embedded (None: deleted)."""
+    body = {
+        "k": "m",
+        "v": FORMAT,
+        "q": seq,
+        "id": state.manager_id,
+        "p": state.partition,
+        "o": state.offsets,
+        "w": state.watermark if state.watermark != float("-inf") else None,
+        "W": state.stream_watermarks,
+        "c": _cells_out(state.counters),
+        "P": {key: [p.end, _cells_out(p.cells)] for key, p in state.periods.items()},
+        "h": [[*key, values] for key, values in state.histograms.items()],
+        "g": _cells_out(state.gauges),
+        "n": state.next_check if state.next_check != float("inf") else None,
+        "N": state.next_deal_check if state.next_deal_check != float("inf") else None,
+        "l": state.labels,
+        "e": {
+            kind.decode(): {
+                str(name): orjson.Fragment(raw) if raw is not None else None
+                for name, raw in items.items()
+            }
+            for kind, items in embedded.items()
+            if items
+        },
+    }
+    return orjson.dumps(body)
+
+
+@dataclass(slots=True)
+class CoreRecord:
+    """A decoded core record: the manager's state (items not yet attached) and what it
+    embedded: kind -> item -> item body as a list, or None for a deleted item."""
+
+    state: ManagerState
+    seq: int
+    embedded: dict[bytes, dict[str, list[Any] | None]]
+
+
+def decode_core(raw: bytes) -> CoreRecord:
+    body = orjson.loads(raw)
+    if body.get("v", 1) == 1:
+        return _decode_core_v1(body)
+    state = ManagerState(
+        manager_id=body["id"],
+        partition=body["p"],
+        offsets=body["o"],
+        watermark=body["w"] if body["w"] is not None else float("-inf"),
+        stream_watermarks=body["W"],
+        counters=_cells_in(body["c"]),
+        periods={key: OpenPeriod(end, _cells_in(cells)) for key, (end, cells) in body["P"].items()},
+        histograms={tuple(row[:-1]): row[-1] for row in body["h"]},
+        gauges=_cells_in(body["g"]),
+        next_check=body["n"] if body["n"] is not None else float("inf"),
+        next_deal_check=body["N"] if body["N"] is not None else float("inf"),
+        labels=body["l"],
+    )
+    embedded = {kind.encode(): items for kind, items in body["e"].items()}
+    return CoreRecord(state, body["q"], embedded)
+
+
+def _decode_core_v1(body: dict[str, Any]) -> CoreRecord:
+    """A manager record of format 1 (deals and tasks inside): its items become embedded
+    ones of sequence 0, so any record written since wins over them."""
+    state = ManagerState(
+        manager_id=body["id"],
+        partition=body["p"],
+        offsets=body["o"],
+        watermark=body["w"] if body["w"] is not None else float("-inf"),
+        stream_watermarks=body["W"],
+        counters=_cells_in(body["c"]),
+        periods={key: OpenPeriod(end, _cells_in(cells)) for key, (end, cells) in body["P"].items()},
+        histograms={tuple(row[:-1]): row[-1] for row in body["h"]},
+        next_check=body["n"] if body["n"] is not None else float("inf"),
+        next_deal_check=body["N"] if body["N"] is not None else float("inf"),
+        labels=body["l"],
+    )
+    deals = {deal_id: DealState.from_list(items) for deal_id, items in body["d"].items()}
+    tasks = {task_id: TaskState.from_list(items) for task_id, items in body["t"].items()}
+    for deal in deals.values():
+        state.shift((), deal.open_cells())
+    for task in tasks.values():
+        state.shift((), task.open_cells())
+    embedded: dict[bytes, dict[str, list[Any] | None]] = {
+        b"d": {deal_id: deal.to_list() for deal_id, deal in deals.items()},
+        b"t": {task_id: task.to_list() for task_id, task in tasks.items()},
+    }
+    return CoreRecord(state, 0, embedded)
+
+
+def encode(record: RejectedState | SourceProgress) -> bytes:
+    """Changelog bytes of a partition-level record."""
     body: dict[str, Any]
-    if isinstance(record, ManagerState):
-        body = {
-            "k": "m",
-            "id": record.manager_id,
-            "p": record.partition,
-            "o": record.offsets,
-            "w": record.watermark if record.watermark != float("-inf") else None,
-            "W": record.stream_watermarks,
-            "c": _cells_out(record.counters),
-            "P": {key: [p.end, _cells_out(p.cells)] for key, p in record.periods.items()},
-            "d": {deal_id: deal.to_list() for deal_id, deal in record.deals.items()},
-            "s": record.seen_days,
-            "t": {task_id: task.to_list() for task_id, task in record.tasks.items()},
-            "h": [[*key, values] for key, values in record.histograms.items()],
-            "n": record.next_check if record.next_check != float("inf") else None,
-            "N": record.next_deal_check if record.next_deal_check != float("inf") else None,
-            "l": record.labels,
-        }
-    elif isinstance(record, SeenIds):
-        body = {"k": "s", "i": record.ids}
-    elif isinstance(record, SourceProgress):
+    if isinstance(record, SourceProgress):
         body = {"k": "p", "p": record.partition, "o": record.offsets}
     else:
         body = {
@@ -273,34 +469,13 @@ def encode(record: Record) -> bytes:
             "o": record.offset,
             "c": _cells_out(record.counters),
         }
-    body["v"] = 1
+    body["v"] = FORMAT
     return orjson.dumps(body)
 
 
-def decode(raw: bytes) -> Record:
+def decode(raw: bytes) -> RejectedState | SourceProgress:
     body = orjson.loads(raw)
     kind = body["k"]
-    if kind == "m":
-        return ManagerState(
-            manager_id=body["id"],
-            partition=body["p"],
-            offsets=body["o"],
-            watermark=body["w"] if body["w"] is not None else float("-inf"),
-            stream_watermarks=body["W"],
-            counters=_cells_in(body["c"]),
-            periods={
-                key: OpenPeriod(end, _cells_in(cells)) for key, (end, cells) in body["P"].items()
-            },
-            deals={deal_id: DealState.from_list(items) for deal_id, items in body["d"].items()},
-            seen_days=body["s"],
-            tasks={task_id: TaskState.from_list(items) for task_id, items in body["t"].items()},
-            histograms={tuple(row[:-1]): row[-1] for row in body["h"]},
-            next_check=body["n"] if body["n"] is not None else float("inf"),
-            next_deal_check=body["N"] if body["N"] is not None else float("inf"),
-            labels=body["l"],
-        )
-    if kind == "s":
-        return SeenIds(ids=body["i"])
     if kind == "p":
         return SourceProgress(partition=body["p"], offsets=body["o"])
     if kind == "r":

@@ -1,86 +1,321 @@
-"""Where records live between batches, and how they reach the changelog.
+"""Where state lives between batches, how it reaches the changelog, how it comes back.
 
-The processor mutates decoded records in place during a batch and marks the
-ones it touched; at the end of the batch each touched record is written to
-the changelog once, however many events changed it. That single write per
-record and batch is what keeps salespulse near bare Faust speed, where a
-table write per event costs a changelog record per event.
+The processor changes decoded records in place during a batch and marks what
+it touched. A changelog write (streams.changelog) takes everything marked
+since the last one, in three steps that must be sent in order:
+
+1. every touched manager's core, embedding the items (deals, tasks, call
+   days) that changed with it, and the partition-level rejection records;
+2. those items' own records;
+3. per partition, its source progress, alone and last.
+
+Restoring reads the changelog back in its order (``restore``): records stay
+bytes until the processor asks for a manager, whose core is then decoded and
+given, per embedded item, the newer of the two copies (see streams.state).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from streams.state import RECORD_KINDS, Record, decode, encode, partition_of_key
+import orjson
+
+from streams.items import Items, Name, seq_of, stamped
+from streams.state import (
+    CallIds,
+    ManagerState,
+    RejectedState,
+    SourceProgress,
+    decode,
+    decode_core,
+    encode,
+    encode_core,
+    encode_item,
+    item_key,
+    manager_key,
+    marker_key,
+    progress_key,
+    rejected_key,
+    split_key,
+)
+
+Send = tuple[int, bytes, bytes | None]  # partition, key, value (None: delete)
+
+_CORE_FIELDS = tuple(
+    name
+    for name in ManagerState.__slots__
+    if name not in ("manager_id", "partition", "deals", "tasks", "calls", "deadlines")
+)
+_SEQ = re.compile(rb'"q":(\d+)')
+
+
+@dataclass
+class Partition:
+    """One partition's records, and what changed in them since the last write."""
+
+    managers: dict[str, ManagerState] = field(default_factory=dict)
+    cores: dict[str, bytes] = field(default_factory=dict)  # restored, not yet decoded
+    rejected: dict[str, RejectedState] = field(default_factory=dict)
+    progress: SourceProgress | None = None
+    seq: int = 0  # the newest write of this partition, from any worker
+    touched: set[str] = field(default_factory=set)
+    touched_rejected: set[str] = field(default_factory=set)
+    progress_touched: bool = False
+
+    def pending(self) -> bool:
+        return bool(self.touched or self.touched_rejected or self.progress_touched)
+
+
+@dataclass
+class Write:
+    """What one changelog write sends, step by step, and what to do once it is sent."""
+
+    cores: list[Send] = field(default_factory=list)
+    items: list[Send] = field(default_factory=list)
+    closing: list[Send] = field(default_factory=list)
+    # (items, name, item as encoded, its record): back to bytes once written
+    written: list[tuple[Items[Any], Name, Any, bytes]] = field(default_factory=list)
+    # to mark again should the write fail
+    taken: list[tuple[int, ManagerState, list[tuple[Items[Any], dict[Name, Any], set[Name]]]]] = (
+        field(default_factory=list)
+    )
+    taken_rejected: list[tuple[int, str]] = field(default_factory=list)
+    taken_progress: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.cores) + len(self.items) + len(self.closing)
 
 
 class StateStore:
-    """Decoded records over a key -> record-or-bytes mapping.
+    def __init__(self) -> None:
+        self._partitions: dict[int, Partition] = {}
+        # Called with a manager whose state was just restored (to index its deadlines).
+        self.restored: Callable[[ManagerState], None] = lambda state: None
 
-    Records restored from the changelog arrive as bytes and are decoded on
-    first use, so a restart does not pay to decode state nobody touches.
-    """
+    def _partition(self, partition: int) -> Partition:
+        found = self._partitions.get(partition)
+        if found is None:
+            found = self._partitions[partition] = Partition()
+        return found
 
-    def __init__(self, data: MutableMapping[bytes, Any]):
-        self._data = data
-        self._dirty: dict[bytes, int] = {}
-        self._deleted: dict[bytes, int] = {}
+    # -- the processor's side ------------------------------------------------------
 
-    def get(self, key: bytes) -> Record | None:
-        value = self._data.get(key)
-        if value is None or not isinstance(value, bytes | bytearray):
-            return value
-        record = decode(bytes(value))
-        self._data[key] = record
-        return record
+    def manager(self, partition: int, manager_id: str) -> ManagerState | None:
+        found = self._partitions.get(partition)
+        if found is None:
+            return None
+        state = found.managers.get(manager_id)
+        restored = found.cores.pop(manager_id, None) if state is not None else None
+        if state is not None and restored is not None and self._resolve(state, restored):
+            found.touched.add(manager_id)
+        return state
 
-    def put(self, partition: int, key: bytes, record: Record) -> None:
-        self._data[key] = record
-        self._dirty[key] = partition
-        self._deleted.pop(key, None)
+    def add_manager(self, state: ManagerState) -> None:
+        found = self._partition(state.partition)
+        found.managers[state.manager_id] = state
+        found.touched.add(state.manager_id)
 
-    def touch(self, partition: int, key: bytes) -> None:
-        self._dirty[key] = partition
+    def touch(self, state: ManagerState) -> None:
+        self._partition(state.partition).touched.add(state.manager_id)
 
-    def delete(self, partition: int, key: bytes) -> None:
-        self._data.pop(key, None)
-        self._dirty.pop(key, None)
-        self._deleted[key] = partition
+    def manager_ids(self, partition: int) -> list[str]:
+        found = self._partitions.get(partition)
+        return [] if found is None else list(found.managers)
+
+    def managers_in(self, partitions: set[int] | None = None) -> Iterator[ManagerState]:
+        """Managers of *partitions* (all when None), decoded."""
+        for number in list(self._partitions):
+            if partitions is not None and number not in partitions:
+                continue
+            for manager_id in self.manager_ids(number):
+                state = self.manager(number, manager_id)
+                if state is not None:
+                    yield state
+
+    def rejected(self, partition: int, topic: str) -> RejectedState | None:
+        found = self._partitions.get(partition)
+        return None if found is None else found.rejected.get(topic)
+
+    def put_rejected(self, state: RejectedState) -> None:
+        found = self._partition(state.partition)
+        found.rejected[state.topic] = state
+        found.touched_rejected.add(state.topic)
+
+    def rejected_in(self, partitions: set[int] | None = None) -> Iterator[RejectedState]:
+        for number, found in list(self._partitions.items()):
+            if partitions is None or number in partitions:
+                yield from found.rejected.values()
+
+    def records(self, partitions: set[int] | None = None) -> list[ManagerState | RejectedState]:
+        """What metrics are made of: managers and rejections of *partitions* (all: None)."""
+        return [*self.managers_in(partitions), *self.rejected_in(partitions)]
+
+    def progress(self, partition: int) -> SourceProgress | None:
+        found = self._partitions.get(partition)
+        return None if found is None else found.progress
+
+    def set_progress(self, progress: SourceProgress) -> None:
+        found = self._partition(progress.partition)
+        found.progress = progress
+        found.progress_touched = True
+
+    def partitions(self) -> set[int]:
+        return set(self._partitions)
 
     def pending(self) -> int:
-        return len(self._dirty) + len(self._deleted)
+        return sum(found.pending() for found in self._partitions.values())
 
-    def drain(self) -> list[tuple[int, bytes, bytes | None]]:
-        """Encode every touched record once: (partition, key, value or None for deleted)."""
-        writes: list[tuple[int, bytes, bytes | None]] = []
-        for key, partition in self._dirty.items():
-            record = self._data.get(key)
-            if record is not None and not isinstance(record, bytes | bytearray):
-                writes.append((partition, key, encode(record)))
-        writes.extend((partition, key, None) for key, partition in self._deleted.items())
-        self._dirty.clear()
-        self._deleted.clear()
-        return writes
+    # -- the changelog's side ------------------------------------------------------
 
-    def requeue(self, writes: list[tuple[int, bytes, bytes | None]]) -> None:
-        """Mark drained writes as pending again: their write did not complete."""
-        for partition, key, value in writes:
+    def drain(self) -> Write:
+        """Encode everything touched since the last write, and clear the marks."""
+        write = Write()
+        for number, found in self._partitions.items():
+            if not found.pending():
+                continue
+            found.seq += 1
+            seq = found.seq
+            for manager_id in found.touched:
+                state = found.managers.get(manager_id)
+                if state is not None:
+                    self._drain_manager(number, state, seq, write)
+            for topic in found.touched_rejected:
+                write.cores.append(
+                    (number, rejected_key(number, topic), encode(found.rejected[topic]))
+                )
+                write.taken_rejected.append((number, topic))
+            if found.progress is None:
+                write.closing.append((number, marker_key(number), None))
+            else:
+                write.closing.append((number, progress_key(number), encode(found.progress)))
+            if found.progress_touched:
+                write.taken_progress.append(number)
+            found.touched, found.touched_rejected = set(), set()
+            found.progress_touched = False
+        return write
+
+    @staticmethod
+    def _drain_manager(number: int, state: ManagerState, seq: int, write: Write) -> None:
+        embedded: dict[bytes, dict[str, bytes | None]] = {}
+        taken = []
+        manager_id = state.manager_id
+        for items in state.item_maps():
+            changed, deleted = items.take_changes()
+            if not changed and not deleted:
+                continue
+            taken.append((items, changed, deleted))
+            bodies: dict[str, bytes | None] = {}
+            for name, item in changed.items():
+                body = encode_item(item)
+                raw = stamped(seq, item.closed_day, body)
+                key = item_key(items.kind, number, manager_id, name)
+                write.items.append((number, key, raw))
+                write.written.append((items, name, item, raw))
+                bodies[str(name)] = body
+            for name in deleted:
+                write.items.append((number, item_key(items.kind, number, manager_id, name), None))
+                bodies[str(name)] = None
+            embedded[items.kind] = bodies
+        write.cores.append(
+            (number, manager_key(number, manager_id), encode_core(state, seq, embedded))
+        )
+        write.taken.append((number, state, taken))
+
+    def requeue(self, write: Write) -> None:
+        """Mark again what a write that did not complete took."""
+        for number, state, taken in write.taken:
+            self._partition(number).touched.add(state.manager_id)
+            for items, changed, deleted in taken:
+                items.mark(changed, deleted)
+        for number, topic in write.taken_rejected:
+            self._partition(number).touched_rejected.add(topic)
+        for number in write.taken_progress:
+            self._partition(number).progress_touched = True
+
+    def written(self, write: Write) -> None:
+        """The write is acknowledged: items nobody changed since go back to bytes."""
+        for items, name, item, raw in write.written:
+            items.settle(name, item, raw)
+
+    # -- restoring -----------------------------------------------------------------
+
+    def restore(self, partition: int, key: bytes, value: bytes | None) -> None:
+        """Apply one changelog record, in the changelog's order."""
+        kind = key[:1]
+        found = self._partition(partition)
+        if kind == b"m":
+            manager_id = split_key(key)[2]
+            self._shell(found, partition, manager_id)
             if value is None:
-                if key not in self._data:
-                    self._deleted.setdefault(key, partition)
-            elif key in self._data:
-                self._dirty.setdefault(key, partition)
+                found.managers.pop(manager_id, None)
+                found.cores.pop(manager_id, None)
+                return
+            found.cores[manager_id] = value
+            match = _SEQ.search(value, 0, 64)
+            if match is not None:
+                found.seq = max(found.seq, int(match.group(1)))
+        elif kind in (b"d", b"t", b"c"):
+            _, _, manager_id, name = split_key(key)
+            state = self._shell(found, partition, manager_id)
+            items = state.items_of(kind)
+            items.restore(int(name) if kind == b"c" else name, value)
+            if value is not None:
+                found.seq = max(found.seq, seq_of(value))
+        elif kind == b"s" and value is not None:
+            # Format 1 kept every event id of a manager and day: kept as that day's call ids.
+            _, _, manager_id, day = split_key(key)
+            ids = list(orjson.loads(value)["i"])
+            body = encode_item(CallIds(int(day), set(ids)))
+            self._shell(found, partition, manager_id).calls.restore(
+                int(day), stamped(0, int(day), body)
+            )
+        elif kind == b"r":
+            topic = split_key(key)[2]
+            if value is None:
+                found.rejected.pop(topic, None)
+            else:
+                record = decode(value)
+                assert isinstance(record, RejectedState)
+                found.rejected[topic] = record
+        elif kind == b"p" and value is not None:
+            record = decode(value)
+            assert isinstance(record, SourceProgress)
+            found.progress = record
 
-    def items_in(
-        self, partitions: set[int] | None, kinds: tuple[bytes, ...] = RECORD_KINDS
-    ) -> Iterator[tuple[bytes, Record]]:
-        """Records of the given partitions (all when None) and kinds, decoding as needed."""
-        for key in list(self._data.keys()):
-            if key[:1] not in kinds:
-                continue
-            if partitions is not None and partition_of_key(key) not in partitions:
-                continue
-            record = self.get(key)
-            if record is not None:
-                yield key, record
+    @staticmethod
+    def _shell(found: Partition, partition: int, manager_id: str) -> ManagerState:
+        state = found.managers.get(manager_id)
+        if state is None:
+            state = found.managers[manager_id] = ManagerState(manager_id, partition)
+        return state
+
+    def _resolve(self, state: ManagerState, raw: bytes) -> bool:
+        """Decode a restored core into *state*, and take each embedded item where it is newer
+        than the item's own record (its own record was cut off by a crash); returns whether
+        any was taken, so the manager is written again and such items get their own."""
+        core = decode_core(raw)
+        adopted = False
+        for name in _CORE_FIELDS:
+            setattr(state, name, getattr(core.state, name))
+        for kind, entries in core.embedded.items():
+            items = state.items_of(kind)
+            for text, body in entries.items():
+                item_name: Name = int(text) if kind == b"c" else text
+                own = items.raw(item_name)
+                if own is not None and seq_of(own) >= core.seq:
+                    continue
+                if own is None and body is None:
+                    continue  # deleted either way
+                items.adopt(item_name, None if body is None else items.decode_list(body))
+                adopted = True
+        self.restored(state)
+        return adopted
+
+    def keep(self, partitions: set[int]) -> None:
+        """Forget every partition but *partitions* (the worker serves no others)."""
+        for number in list(self._partitions):
+            if number not in partitions:
+                del self._partitions[number]

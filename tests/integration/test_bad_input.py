@@ -24,7 +24,7 @@ from salespulse.settings import load_settings
 from schemas.events import TOPIC_OF_TYPE
 from streams.deadletter import KEPT_PREFIX_BYTES, MAX_DEAD_LETTER_BYTES
 from streams.processor import MAX_EVENT_BYTES, Processor, RawMessage
-from streams.state import ManagerState, RejectedState, decode, manager_key, rejected_key
+from streams.state import RejectedState, decode, decode_core, manager_key, rejected_key
 from streams.store import StateStore
 from tests.support.bad_messages import (
     Sent,
@@ -292,7 +292,7 @@ def test_the_corpus_is_broad_and_its_cases_distinct() -> None:
 @pytest.mark.parametrize("case", CORPUS, ids=[case.name for case in CORPUS])
 def test_each_bad_message_is_rejected_for_its_own_reason(case: Bad, company_config: Path) -> None:
     """Each case alone through the processor: the reason the broker test expects, and why."""
-    processor = Processor(load_settings(config=str(company_config)), StateStore({}))
+    processor = Processor(load_settings(config=str(company_config)), StateStore())
     dead = processor.process(case.topic, [RawMessage(0, 0, case.key, case.value)])
     assert [letter.rejection.reason for letter in dead] == [case.reason]
     detail = dead[0].rejection.detail
@@ -429,10 +429,9 @@ def state_is_durable(bootstrap: str, published: list[tuple[Planned, Sent]]) -> b
                 return False
         else:
             raw = latest.get(manager_key(sent.partition, planned.manager))
-            record = decode(raw) if raw else None
-            if not isinstance(record, ManagerState):
+            if not raw:
                 return False
-            if record.offsets.get(sent.topic, -1) < sent.offset:
+            if decode_core(raw).state.offsets.get(sent.topic, -1) < sent.offset:
                 return False
     return True
 

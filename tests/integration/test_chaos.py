@@ -479,7 +479,7 @@ def test_the_suite_fails_when_dedupe_is_broken(
         publisher.start()
         publisher.allow(len(stream))
         publisher.wait_sent(len(stream))
-        with mock.patch.object(Processor, "_seen_elsewhere", _never_seen):
+        with mock.patch.object(Processor, "_seen", _never_seen):
             as_broken = Truth(settings, publisher.results)
         # The comparison is exact for the broken worker too: it equals the broken truth.
         agreed = settle([broken.metrics_port], as_broken, len(stream))

@@ -10,16 +10,17 @@ from __future__ import annotations
 import sys
 
 from salespulse.cli import main
+from schemas.events import Event
 from streams.processor import Processor
 from streams.state import ManagerState
 
 
-def _never_seen(self: Processor, state: ManagerState, event_id: str, origin: int) -> bool:
+def _never_seen(self: Processor, state: ManagerState, event: Event, day: int) -> bool:
     return False
 
 
 def run() -> int:
-    Processor._seen_elsewhere = _never_seen  # type: ignore[method-assign]
+    Processor._seen = _never_seen  # type: ignore[method-assign]
     return main(["worker"])
 
 

@@ -370,7 +370,7 @@ class Truth:
     def __init__(self, settings: Settings, sent: Sequence[Sent], batch: int = 500) -> None:
         self.settings = settings
         self.sent = list(sent)
-        self.store = StateStore({})
+        self.store = StateStore()
         self.processor = Processor(settings, self.store)
         by_source: dict[tuple[str, int], list[Sent]] = defaultdict(list)
         for message in sent:
@@ -391,7 +391,7 @@ class Truth:
         self.store.drain()
 
     def records(self) -> list[Record]:
-        return [record for _, record in self.store.items_in(None)]
+        return list(self.store.records())
 
     def render(self, at: datetime, *, tick: bool = True) -> Samples:
         """The exposition at *at*, after the wall-clock deadline check a live worker runs."""

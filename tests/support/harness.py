@@ -10,8 +10,8 @@ from typing import Any
 from salespulse.settings import Pipeline, Regulation, Settings
 from schemas.events import TOPIC_OF_TYPE
 from streams.processor import Processor, RawMessage
-from streams.state import ManagerState, manager_key
-from streams.store import StateStore
+from streams.state import ManagerState
+from streams.store import StateStore, Write
 
 _ids = itertools.count()
 
@@ -36,14 +36,14 @@ def settings(**overrides: Any) -> Settings:
 
 
 class Harness:
-    """A processor over a plain dict, with a changelog that can be 'restarted'."""
+    """A processor with a changelog that can be 'restarted', and cut short by a 'crash'."""
 
     def __init__(self, **overrides: Any) -> None:
         self.settings = settings(**overrides)
-        self.data: dict[bytes, Any] = {}
-        self.changelog: dict[bytes, bytes] = {}
+        # The changelog: every record written, in order, as a broker keeps them.
+        self.changelog: list[tuple[int, bytes, bytes | None]] = []
         self.offsets: dict[tuple[str, int], int] = {}
-        self.store = StateStore(self.data)
+        self.store = StateStore()
         self.processor = Processor(self.settings, self.store, clock=lambda: NOW)
 
     def message(self, topic: str, event: dict[str, Any] | bytes, partition: int = 0) -> RawMessage:
@@ -61,18 +61,33 @@ class Harness:
         self.persist()
         return dead
 
-    def persist(self) -> None:
-        for _, key, value in self.store.drain():
-            if value is None:
-                self.changelog.pop(key, None)
-            else:
-                self.changelog[key] = value
+    def persist(self, *, steps: int = 3) -> Write:
+        """Write what changed; with *steps* < 3, only the first steps reach the broker
+        (a crash cut the write short: restart next)."""
+        write = self.store.drain()
+        for step in (write.cores, write.items, write.closing)[:steps]:
+            self.changelog.extend(step)
+        if steps == 3:
+            self.store.written(write)
+        return write
 
     def restart(self) -> None:
         """A new worker restoring the changelog (bytes, decoded on first use)."""
-        self.data = dict(self.changelog)
-        self.store = StateStore(self.data)
+        self.store = StateStore()
+        for partition, key, value in self.changelog:
+            self.store.restore(partition, key, value)
         self.processor = Processor(self.settings, self.store, clock=lambda: NOW)
+
+    def live_records(self) -> dict[bytes, int]:
+        """Records the changelog keeps (its latest value is not a tombstone), by kind."""
+        latest: dict[bytes, bytes | None] = {}
+        for _, key, value in self.changelog:
+            latest[key] = value
+        kinds: dict[bytes, int] = {}
+        for key, value in latest.items():
+            if value is not None:
+                kinds[key[:1]] = kinds.get(key[:1], 0) + 1
+        return kinds
 
     def send(self, *events: dict[str, Any]) -> list[Any]:
         """Publish contract events to their topics in order, one batch per run of a topic."""
@@ -88,7 +103,7 @@ class Harness:
         return changed
 
     def manager(self, manager_id: str, partition: int = 0) -> ManagerState:
-        record = self.store.get(manager_key(partition, manager_id))
+        record = self.store.manager(partition, manager_id)
         assert isinstance(record, ManagerState)
         return record
 

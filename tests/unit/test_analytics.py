@@ -41,7 +41,7 @@ def reached(h: Harness, manager: str = "m-a") -> dict[str, float]:
 
 def scrape(h: Harness) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     registry = CollectorRegistry()
-    records = [record for _, record in h.store.items_in(None)]
+    records = h.store.records()
     registry.register(StateCollector(lambda: records, h.settings, clock=lambda: NOW))
     return parse(generate_latest(registry).decode())
 

@@ -17,6 +17,7 @@ from aiokafka.errors import IllegalStateError
 from faust.types import TP
 
 from streams.batching import BatchingApp, BatchMessage
+from streams.state import SourceProgress, encode, progress_key
 from streams.tablestore import BatchStore
 
 TOPIC = "crm.calls"
@@ -122,18 +123,49 @@ def table_store() -> Any:
     return store
 
 
+def progress(partition: int, offset: int) -> Record:
+    """A changelog record of a partition's source progress."""
+    value = encode(SourceProgress(partition, {TOPIC: offset}))
+    return Record(offset, key=progress_key(partition), value=value, partition=partition)
+
+
+def apply(store: Any, partition: int, records: list[Record]) -> None:
+    changelog = BatchMessage.of(TP("app-state-changelog", partition), records, generation_id=1)
+    store.apply_changelog_batch([ChangelogEvent(changelog)], lambda k: k, lambda v: v)
+
+
+def applied(store: Any, partition: int) -> int | None:
+    found = store.state_store.progress(partition)
+    return None if found is None else found.offsets[TOPIC]
+
+
 def test_the_table_store_applies_a_changelog_batch_whole() -> None:
     store = table_store()
-    store.data[b"m\x1f0\x1fold"] = b"gone"
-    records = [
-        Record(0, key=b"m\x1f0\x1fa", value=b"1"),
-        Record(1, key=b"m\x1f0\x1fb", value=b"2"),
-        Record(2, key=b"m\x1f0\x1fa", value=b"3"),
-        Record(3, key=b"m\x1f0\x1fold", value=None),
-    ]
-    changelog = BatchMessage.of(TP("app-state-changelog", 0), records, generation_id=1)
-    store.apply_changelog_batch([ChangelogEvent(changelog)], lambda k: k, lambda v: v)
-    assert store.data == {b"m\x1f0\x1fa": b"3", b"m\x1f0\x1fb": b"2"}
+    apply(store, 0, [progress(0, 3), progress(0, 7), progress(0, 9)])
+    assert applied(store, 0) == 9
+
+
+async def test_a_recovered_active_partition_ignores_its_own_changelog() -> None:
+    """Its memory is newer than anything the changelog holds; a standby keeps following."""
+    store = table_store()
+    await store.on_recovery_completed(
+        {TP("app-state-changelog", 0)}, {TP("app-state-changelog", 1)}
+    )
+    store.state_store.set_progress(SourceProgress(0, {TOPIC: 50}))  # the live state
+    apply(store, 0, [progress(0, 5)])
+    apply(store, 1, [progress(1, 3)])
+    assert (applied(store, 0), applied(store, 1)) == (50, 3)
+    await store.on_rebalance(set(), set(), set())
+    apply(store, 0, [progress(0, 60)])
+    assert applied(store, 0) == 60  # being recovered again: restored
+
+
+async def test_partitions_no_longer_served_are_forgotten() -> None:
+    store = table_store()
+    apply(store, 0, [progress(0, 5)])
+    apply(store, 2, [progress(2, 8)])
+    await store.on_recovery_completed({TP("app-state-changelog", 2)}, set())
+    assert store.state_store.partitions() == {2}
 
 
 async def fetched(consumer: Any, records: list[Record], active: set[TP]) -> list[Any]:
@@ -166,34 +198,6 @@ async def test_records_of_a_paused_partition_are_fetched_again(consumer: Any) ->
     messages = await fetched(consumer, [Record(5), Record(6)], active=set())
     assert messages == []
     assert seeks == [(TP0, 5)]
-
-
-async def test_a_recovered_active_partition_ignores_its_own_changelog() -> None:
-    """Its memory is newer than anything the changelog holds; a standby keeps following."""
-    store = table_store()
-    live = {b"m\x1f0\x1fa": "decoded, newer than any record"}
-    store.data.update(live)
-    await store.on_recovery_completed(
-        {TP("app-state-changelog", 0)}, {TP("app-state-changelog", 1)}
-    )
-    records = [Record(5, key=b"m\x1f0\x1fa", value=b"older", partition=0)]
-    standby = [Record(3, key=b"m\x1f1\x1fb", value=b"standby", partition=1)]
-    store.apply_changelog_batch(
-        [
-            ChangelogEvent(BatchMessage.of(TP("app-state-changelog", 0), records, 1)),
-            ChangelogEvent(BatchMessage.of(TP("app-state-changelog", 1), standby, 1)),
-        ],
-        lambda k: k,
-        lambda v: v,
-    )
-    assert store.data == {**live, b"m\x1f1\x1fb": b"standby"}
-    await store.on_rebalance(set(), set(), set())
-    store.apply_changelog_batch(
-        [ChangelogEvent(BatchMessage.of(TP("app-state-changelog", 0), records, 2))],
-        lambda k: k,
-        lambda v: v,
-    )
-    assert store.data[b"m\x1f0\x1fa"] == b"older"  # being recovered again: restored
 
 
 async def test_records_fetched_when_a_rebalance_begins_are_fetched_again(consumer: Any) -> None:

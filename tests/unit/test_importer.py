@@ -43,7 +43,6 @@ from salespulse.importer.publish import Progress, PublishError, publish
 from salespulse.settings import ConfigurationError, Settings, load_settings
 from schemas.events import EVENT_ADAPTER, DealCreated, DealStageChanged
 from streams.processor import Processor, RawMessage
-from streams.state import ManagerState
 from streams.store import StateStore
 
 SHARED = Path(
@@ -383,7 +382,7 @@ def test_reimporting_the_sample_changes_no_number_in_the_processor(
     """
     settings = load_settings(config=str(SAMPLE_COMPANY_CONFIG))
     conversion = convert_file(mapping, PIPELINE_CSV)
-    store = StateStore({})
+    store = StateStore()
     processor = Processor(settings, store)
     offsets = iter(range(10**9))
 
@@ -391,12 +390,11 @@ def test_reimporting_the_sample_changes_no_number_in_the_processor(
         messages = [RawMessage(0, next(offsets), e.key, e.value) for e in conversion.events]
         for start in range(0, len(messages), 2000):
             assert processor.process(settings.topic_deals, messages[start : start + 2000]) == []
-            list(store.drain())
+            store.written(store.drain())
         cells: dict[tuple[Any, ...], float] = defaultdict(float)
-        for _, record in store.items_in({0}, kinds=(b"m",)):
-            if isinstance(record, ManagerState):
-                for cell, value in record.counters.items():
-                    cells[(record.manager_id, *cell)] += value
+        for record in store.managers_in({0}):
+            for cell, value in record.counters.items():
+                cells[(record.manager_id, *cell)] += value
         return cells
 
     first, second = run(), run()

@@ -219,15 +219,11 @@ def test_progress_is_taken_when_the_write_begins_not_when_it_ends() -> None:
 
 def restored(h: Harness, sends: Sends) -> Harness:
     """A new worker restoring the changelog *sends* wrote (bytes, decoded on first use)."""
-    changelog: dict[bytes, Any] = {}
-    for topic, key, value, _ in sends.sent:
-        if topic != "changelog":
-            continue
-        if value is None:
-            changelog.pop(key, None)
-        else:
-            changelog[key] = value
-    h.changelog = changelog
+    h.changelog = [
+        (partition, key, value)
+        for topic, key, value, partition in sends.sent
+        if topic == "changelog"
+    ]
     h.restart()
     return h
 

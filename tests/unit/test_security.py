@@ -112,7 +112,7 @@ def test_no_deal_task_call_or_event_id_becomes_a_label_value() -> None:
         call("m-a", "CALL-2342", 120, at),
     )
     registry = CollectorRegistry()
-    records = [record for _, record in h.store.items_in(None)]
+    records = h.store.records()
     registry.register(StateCollector(lambda: records, h.settings, clock=lambda: NOW))
     values = {
         value for (_, series) in parse(generate_latest(registry).decode()) for _, value in series
@@ -126,7 +126,7 @@ def test_label_values_are_escaped_for_any_manager_id() -> None:
     odd = 'm "quoted" \\ back\\slash {brace}'
     h.send(call(odd, "C1", 60, NOW - timedelta(minutes=5)))
     registry = CollectorRegistry()
-    records = [record for _, record in h.store.items_in(None)]
+    records = h.store.records()
     registry.register(StateCollector(lambda: records, h.settings, clock=lambda: NOW))
     samples = parse(generate_latest(registry).decode())
     managers = {

@@ -56,7 +56,7 @@ def exposition() -> bytes:
     events.extend(on_time + late)  # in time order, as the CRM sends them
     h.send(*events)
     registry = CollectorRegistry()
-    records = [record for _, record in h.store.items_in(None)]
+    records = h.store.records()
     registry.register(StateCollector(lambda: records, h.settings, clock=lambda: NOW))
     return generate_latest(registry)
 

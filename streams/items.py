@@ -1,0 +1,165 @@
+"""A manager's deals, tasks or call days: decoded while in use, bytes while not.
+
+A worker holds every open deal and task of every manager it serves, so they
+are kept as the compact bytes of their changelog record while nothing
+touches them, and decoded on first use. What changes is marked, so the next
+changelog write carries exactly the items that changed, and once written
+the item goes back to bytes, unless it changed again meanwhile.
+
+``get`` is for items about to change (decoded, kept decoded, marked);
+``peek`` only reads (decoded for the caller, nothing kept or marked).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, Protocol, TypeVar
+
+import orjson
+
+
+class Item(Protocol):
+    def to_list(self) -> Any: ...
+
+    @property
+    def closed_day(self) -> int | None: ...
+
+
+def stamped(seq: int, closed_day: int | None, body: bytes) -> bytes:
+    """An item's own record: the sequence number of its write and the local day it
+    closed (so expiry needs no decoding), then its body."""
+    return b"%d|%s|" % (seq, b"" if closed_day is None else b"%d" % closed_day) + body
+
+
+def seq_of(raw: bytes) -> int:
+    return int(raw[: raw.index(b"|")])
+
+
+def closed_day_of(raw: bytes) -> int | None:
+    start = raw.index(b"|") + 1
+    day = raw[start : raw.index(b"|", start)]
+    return int(day) if day else None
+
+
+def body_of(raw: bytes) -> bytes:
+    return raw[raw.index(b"|", raw.index(b"|") + 1) + 1 :]
+
+
+T = TypeVar("T", bound=Item)
+Name = str | int  # a deal or task id, or a call day's ordinal
+
+
+class Items(Generic[T]):
+    __slots__ = ("_from_list", "_values", "changed", "deleted", "kind")
+
+    def __init__(self, kind: bytes, from_list: Callable[[Any], T]) -> None:
+        self.kind = kind
+        self._from_list = from_list
+        self._values: dict[Name, T | bytes] = {}
+        self.changed: set[Name] = set()  # put or got since the last write
+        self.deleted: set[Name] = set()
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __contains__(self, name: Name) -> bool:
+        return name in self._values
+
+    def names(self) -> list[Name]:
+        return list(self._values)
+
+    def decode_list(self, body: Any) -> T:
+        return self._from_list(body)
+
+    def _decode(self, value: T | bytes) -> T:
+        if isinstance(value, bytes):
+            return self._from_list(orjson.loads(body_of(value)))
+        return value
+
+    def get(self, name: Name) -> T | None:
+        """The item, to be changed: kept decoded and written with the next write."""
+        value = self._values.get(name)
+        if value is None:
+            return None
+        item = self._decode(value)
+        self._values[name] = item
+        self.changed.add(name)
+        return item
+
+    def peek(self, name: Name) -> T | None:
+        """The item, only to read: nothing is kept or marked."""
+        value = self._values.get(name)
+        return None if value is None else self._decode(value)
+
+    def put(self, name: Name, item: T) -> None:
+        self._values[name] = item
+        self.changed.add(name)
+        self.deleted.discard(name)
+
+    def delete(self, name: Name) -> None:
+        if self._values.pop(name, None) is not None:
+            self.deleted.add(name)
+        self.changed.discard(name)
+
+    def peek_all(self) -> Iterator[tuple[Name, T]]:
+        """Every item, only to read (a changed one is put back with ``put``)."""
+        for name, value in list(self._values.items()):
+            yield name, self._decode(value)
+
+    def peek_containing(self, needle: bytes) -> Iterator[tuple[Name, T]]:
+        """Items that may mention *needle* (decoded ones, and records containing it)."""
+        for name, value in list(self._values.items()):
+            if not isinstance(value, bytes) or needle in value:
+                yield name, self._decode(value)
+
+    def expired(self, cutoff: int) -> list[Name]:
+        """Items closed before the local day *cutoff*."""
+        found = []
+        for name, value in self._values.items():
+            day = closed_day_of(value) if isinstance(value, bytes) else value.closed_day
+            if day is not None and day < cutoff:
+                found.append(name)
+        return found
+
+    # -- the changelog's side ---------------------------------------------------
+
+    def take_changes(self) -> tuple[dict[Name, T], set[Name]]:
+        """What changed since the last write (items as they are now) and what was deleted;
+        both are then cleared."""
+        changed = {name: self._decode(self._values[name]) for name in self.changed}
+        deleted, self.changed, self.deleted = self.deleted, set(), set()
+        return changed, deleted
+
+    def mark(self, changed: dict[Name, T], deleted: set[Name]) -> None:
+        """Mark again what a write that did not complete took."""
+        for name in changed:
+            if name in self._values:
+                self.changed.add(name)
+        for name in deleted:
+            if name not in self._values:
+                self.deleted.add(name)
+
+    def settle(self, name: Name, item: T, raw: bytes) -> None:
+        """After a write: keep *item* as its record *raw* unless it changed again."""
+        if name not in self.changed and self._values.get(name) is item:
+            self._values[name] = raw
+
+    def restore(self, name: Name, raw: bytes | None) -> None:
+        """A record read from the changelog (None: deleted); nothing is marked."""
+        if raw is None:
+            self._values.pop(name, None)
+        else:
+            self._values[name] = raw
+
+    def raw(self, name: Name) -> bytes | None:
+        value = self._values.get(name)
+        return value if isinstance(value, bytes) else None
+
+    def adopt(self, name: Name, item: T | None) -> None:
+        """The newer copy from the core record (None: deleted): kept and marked, so the
+        next write gives it its own record again."""
+        if item is None:
+            if self._values.pop(name, None) is not None:
+                self.deleted.add(name)
+            return
+        self.put(name, item)
