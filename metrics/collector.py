@@ -1,30 +1,17 @@
-"""Metrics produced at scrape time from the processor's state.
+"""The metric families made from the processor's state: names, help, labels.
 
 Nothing is updated per event: a scrape walks the state of the partitions
-this worker actively owns and renders it. Counters therefore follow the
-event history (a restart continues them, a replay reproduces them), and
-standby copies held for other workers are never exported twice.
+this worker actively owns and renders it (metrics.exposition). Counters
+therefore follow the event history (a restart continues them, a replay
+reproduces them), and standby copies held for other workers are never
+exported twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector
-
-from metrics.config_metrics import config_families
 from salespulse.settings import Settings
-from streams.buckets import HISTOGRAM_BUCKETS
-from streams.periods import WINDOWS, period_of
-from streams.state import OPEN_OVERDUE_TASK, OPEN_TASK, ManagerState, Record, RejectedState
 
 Series = dict[tuple[str, ...], float]
 
@@ -193,133 +180,3 @@ def period_label_sets(settings: Settings) -> dict[str, tuple[tuple[str, ...], ..
         "calls": (("true",), ("false",)),
         "call_duration_seconds": ((),),
     }
-
-
-class StateCollector(Collector):
-    """Renders state records, plus the configuration, into metric families on every scrape."""
-
-    def __init__(
-        self,
-        records: Callable[[], Iterable[Record]],
-        settings: Settings,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ):
-        self._records = records
-        self._settings = settings
-        self._zone = settings.zone
-        self._clock = clock
-        self._label_sets = period_label_sets(settings)
-
-    def describe(self) -> Iterable[Metric]:
-        return []  # families depend on state; nothing to check at registration
-
-    def collect(self) -> Iterator[Metric]:
-        # Sum by label set: one manager may have records in two partitions (after
-        # a partition count change), and Prometheus must see one series.
-        counters: dict[str, Series] = {name: {} for name in MANAGER_COUNTERS}
-        gauges: dict[str, Series] = {name: {} for name in PERIOD_GAUGES}
-        processor: dict[str, Series] = {name: {} for name in PROCESSOR_COUNTERS}
-        histograms: dict[str, dict[tuple[str, ...], list[float]]] = {n: {} for n in HISTOGRAMS}
-        open_deals: Series = {}
-        open_tasks: Series = {}
-        open_overdue: Series = {}
-        seen_managers: set[str] = set()
-        now = self._clock()
-        current: list[tuple[str, str]] = [
-            (window, period_of(now, window, self._zone).key) for window in WINDOWS
-        ]
-
-        for record in self._records():
-            if isinstance(record, ManagerState):
-                manager = record.manager_id
-                seen_managers.add(manager)
-                self._counters(record, counters, processor)
-                self._periods(record, current, gauges)
-                for key, values in record.histograms.items():
-                    target = histograms[key[0]].setdefault((manager, *key[1:]), [0.0] * len(values))
-                    for index, value in enumerate(values):
-                        target[index] += value
-                now_open = record.gauges
-                _add(open_tasks, (manager,), now_open.get(OPEN_TASK, 0.0))
-                _add(open_overdue, (manager,), now_open.get(OPEN_OVERDUE_TASK, 0.0))
-                for cell, value in now_open.items():
-                    if cell[0] == "open_deals":
-                        _add(open_deals, (manager, *cell[1:]), value)
-            elif isinstance(record, RejectedState):
-                for cell, value in record.counters.items():
-                    if cell[0] in processor:
-                        _add(processor[cell[0]], (*cell[1:], str(record.partition)), value)
-
-        for name, series in counters.items():
-            spec = MANAGER_COUNTERS[name]
-            yield _family(CounterMetricFamily, spec, ("manager", *spec.labels), series)
-        for name, series in gauges.items():
-            spec = PERIOD_GAUGES[name]
-            yield _family(GaugeMetricFamily, spec, ("manager", "window", *spec.labels), series)
-        for name, series in processor.items():
-            spec = PROCESSOR_COUNTERS[name]
-            yield _family(CounterMetricFamily, spec, spec.labels, series)
-        for name, buckets in histograms.items():
-            yield _histogram(HISTOGRAMS[name], HISTOGRAM_BUCKETS[name], buckets)
-        yield _family(GaugeMetricFamily, OPEN_DEALS, ("manager", *OPEN_DEALS.labels), open_deals)
-        yield _family(GaugeMetricFamily, OPEN_TASKS, ("manager",), open_tasks)
-        yield _family(GaugeMetricFamily, OPEN_TASKS_OVERDUE, ("manager",), open_overdue)
-        yield from config_families(self._settings, seen_managers, now.astimezone(self._zone).date())
-
-    @staticmethod
-    def _counters(
-        record: ManagerState, counters: dict[str, Series], processor: dict[str, Series]
-    ) -> None:
-        manager = record.manager_id
-        for cell, value in record.counters.items():
-            name = cell[0]
-            if name in counters:
-                _add(counters[name], (manager, *cell[1:]), value)
-            elif name in processor:
-                _add(processor[name], (*cell[1:], str(record.partition)), value)
-
-    def _periods(
-        self, record: ManagerState, current: list[tuple[str, str]], gauges: dict[str, Series]
-    ) -> None:
-        manager = record.manager_id
-        for window, key in current:
-            period = record.periods.get(key)
-            cells = period.cells if period is not None else {}
-            for name, label_sets in self._label_sets.items():
-                series = gauges[name]
-                for labels in label_sets:
-                    _add(series, (manager, window, *labels), cells.get((name, *labels), 0.0))
-
-
-def _add(series: Series, labels: tuple[str, ...], value: float) -> None:
-    series[labels] = series.get(labels, 0.0) + value
-
-
-def _family(
-    kind: type[CounterMetricFamily] | type[GaugeMetricFamily],
-    spec: Family,
-    labels: tuple[str, ...],
-    series: Series,
-) -> Metric:
-    family = kind(spec.name, spec.documentation, labels=list(labels))
-    for values, value in sorted(series.items()):
-        family.add_metric(list(values), value)
-    return family
-
-
-def _histogram(
-    spec: Family, bounds: tuple[float, ...], series: dict[tuple[str, ...], list[float]]
-) -> Metric:
-    family = HistogramMetricFamily(spec.name, spec.documentation, labels=["manager", *spec.labels])
-    for labels, values in sorted(series.items()):
-        cumulative, buckets = 0.0, []
-        for bound, count in zip(bounds, values[: len(bounds)], strict=True):
-            cumulative += count
-            buckets.append((_le(bound), cumulative))
-        buckets.append(("+Inf", values[-1]))
-        family.add_metric(list(labels), buckets, values[-2])
-    return family
-
-
-def _le(bound: float) -> str:
-    return str(int(bound)) if bound == int(bound) else repr(bound)

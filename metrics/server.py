@@ -1,22 +1,36 @@
 """The worker's HTTP endpoint: /metrics, /healthz, /readyz.
 
-It runs on the worker's own event loop, so a scrape reads the state between
-two batches and never sees half of one.
+It runs on the worker's own event loop. The state's families are written in
+chunks (metrics.exposition), each sent before the next is made, so a large
+scrape lets batches run in between instead of holding the loop for seconds;
+a chunk is made between two batches and never sees half of one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Iterator
 
 from aiohttp import web
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+StateChunks = Callable[[], Iterator[str]]
 
-def make_web_app(registry: CollectorRegistry, ready: Callable[[], bool]) -> web.Application:
-    async def metrics(_: web.Request) -> web.Response:
-        body = generate_latest(registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+def make_web_app(
+    registry: CollectorRegistry, ready: Callable[[], bool], state: StateChunks | None = None
+) -> web.Application:
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE_LATEST})
+        await response.prepare(request)
+        if state is not None:
+            for chunk in state():
+                await response.write(chunk.encode())
+                await asyncio.sleep(0)  # let a batch run before the next chunk is made
+        await response.write(generate_latest(registry))
+        await response.write_eof()
+        return response
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
@@ -42,8 +56,9 @@ class MetricsServer(Service):
         ready: Callable[[], bool],
         host: str,
         port: int,
+        state: StateChunks | None = None,
     ) -> None:
-        self._web_app = make_web_app(registry, ready)
+        self._web_app = make_web_app(registry, ready, state)
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None

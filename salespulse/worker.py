@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+from datetime import UTC, datetime
 
 import faust
 from prometheus_client import CollectorRegistry
 
-from metrics.collector import StateCollector
+from metrics.exposition import StateExposition
 from metrics.health import HealthCollector
 from metrics.server import MetricsServer
 from salespulse.broker import broker_url
@@ -65,9 +66,15 @@ def _run(settings: Settings) -> int:
         return 1
     runtime = build_app(settings)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StateCollector(runtime.records, settings))
     registry.register(HealthCollector(runtime))
-    server = MetricsServer(registry, runtime.ready, settings.metrics_host, settings.metrics_port)
+    exposition = StateExposition(settings)
+    server = MetricsServer(
+        registry,
+        runtime.ready,
+        settings.metrics_host,
+        settings.metrics_port,
+        state=lambda: exposition.chunks(runtime.records(), datetime.now(UTC)),
+    )
     worker = faust.Worker(runtime.app, server, loglevel=settings.log_level, loop=loop)
     try:
         worker.execute_from_commandline()

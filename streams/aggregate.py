@@ -45,6 +45,7 @@ from streams.state import (
     OpenPeriod,
     RegulationCheck,
     TaskState,
+    bump,
 )
 
 OTHER = "other"
@@ -266,7 +267,7 @@ class Aggregator:
     @staticmethod
     def _add_period(periods: list[OpenPeriod], cell: CellKey, amount: float = 1.0) -> None:
         for period in periods:
-            period.cells[cell] = period.cells.get(cell, 0.0) + amount
+            bump(period.cells, cell, amount)
 
     def _expire_periods(self, state: ManagerState) -> None:
         """Forget periods every stream has closed."""

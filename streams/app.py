@@ -33,6 +33,7 @@ from streams import tablestore
 from streams.batching import BatchingApp, BatchMessage
 from streams.changelog import ChangelogWriter
 from streams.gaps import GapReader
+from streams.heap import release_free_memory
 from streams.pipeline import BatchPipeline
 from streams.processor import Processor, RawMessage
 from streams.state import Record
@@ -46,6 +47,8 @@ STATE_TABLE = "state"
 STREAM_BUFFER_BATCHES = 8
 # Changelog batches restored together.
 RECOVERY_BUFFER_BATCHES = 16
+# How often memory freed by batches and writes is given back (streams.heap).
+TRIM_INTERVAL_SECONDS = 10.0
 
 
 def changelog_topic_name(settings: Settings) -> str:
@@ -256,6 +259,11 @@ def build_app(settings: Settings) -> Runtime:
 
     if settings.changelog_interval_seconds > 0:
         app.timer(settings.changelog_interval_seconds, name="salespulse.changelog")(write_changelog)
+
+    async def give_back_memory() -> None:
+        release_free_memory()
+
+    app.timer(TRIM_INTERVAL_SECONDS, name="salespulse.trim")(give_back_memory)
 
     async def write_before_handover(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         """Write everything before partitions go to another worker or the process ends.

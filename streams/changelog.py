@@ -1,13 +1,15 @@
 """Writing state to the changelog so that a restart reads all of it back, consistent.
 
-A write sends what the store drained (streams.store) in three steps, each
+A write sends what the store took (streams.store) in steps, each
 acknowledged by the broker before the next begins:
 
-1. the touched managers' cores, each embedding the items that changed with
-   it, and rejection records;
+1. touched managers' cores, each embedding the items that changed with it,
+   and rejection records;
 2. those items' own records;
-3. per partition, its source progress (streams.state.SourceProgress), or a
-   tombstone marker before it has any, alone in its produce batch.
+   (1 and 2 again for the next part of the touched managers, if many)
+3. per partition, its source progress as it was when the write began
+   (streams.state.SourceProgress), or a tombstone marker before it has any,
+   alone in its produce batch.
 
 So a crash anywhere leaves cores that hold their items (restoring takes, per
 item, the newer copy), and a progress that never claims more than the
@@ -34,6 +36,8 @@ from streams.store import StateStore
 
 Send = Callable[..., Awaitable[Awaitable[Any]]]
 
+MANAGERS_PER_PART = 500
+
 
 class ChangelogWriter:
     def __init__(self, store: StateStore, topic: Callable[[], str], send: Send):
@@ -50,24 +54,35 @@ class ChangelogWriter:
         return time.monotonic() - self._last_write >= interval
 
     async def write(self) -> int:
-        """Persist everything touched so far; returns how many records were written."""
+        """Persist everything touched so far; returns how many records were written.
+
+        Managers are encoded and sent MANAGERS_PER_PART at a time, so a write of a
+        large company never holds all of its records at once, and batches run
+        between the parts. Each partition's progress, as it was when the write
+        began, goes last.
+        """
         async with self._lock:
             self._last_write = time.monotonic()
-            write = self._store.drain()
-            if not write:
+            plan = self._store.begin()
+            if not plan:
                 return 0
+            written = 0
             try:
-                for step in (write.cores, write.items, write.closing):
-                    await self._send_all(step)
+                while (part := self._store.next_part(plan, MANAGERS_PER_PART)) is not None:
+                    await self._send_all(part.cores)
+                    await self._send_all(part.items)
+                    self._store.written(part)
+                    written += len(part)
+                await self._send_all(plan.closing)
             except BaseException:
                 # Cancelled by a shutdown, or the broker failed: the next write (the
                 # shutdown's own, or a retry) must still carry these records.
-                self._store.requeue(write)
+                self._store.requeue(plan)
                 raise
-            self._store.written(write)
-            self.records_written += len(write)
+            written += len(plan.closing)
+            self.records_written += written
             self.writes += 1
-            return len(write)
+            return written
 
     async def _send_all(self, records: Sequence[Record]) -> None:
         if not records:

@@ -49,15 +49,19 @@ T = TypeVar("T", bound=Item)
 Name = str | int  # a deal or task id, or a call day's ordinal
 
 
+CHANGED, DELETED = True, False
+
+
 class Items(Generic[T]):
-    __slots__ = ("_from_list", "_values", "changed", "deleted", "kind")
+    __slots__ = ("_from_list", "_marks", "_values", "kind")
 
     def __init__(self, kind: bytes, from_list: Callable[[Any], T]) -> None:
         self.kind = kind
         self._from_list = from_list
         self._values: dict[Name, T | bytes] = {}
-        self.changed: set[Name] = set()  # put or got since the last write
-        self.deleted: set[Name] = set()
+        # Since the last write: CHANGED (put or got) or DELETED. One small dict, not two
+        # sets: every manager has three of these, most of them empty most of the time.
+        self._marks: dict[Name, bool] = {}
 
     def __len__(self) -> int:
         return len(self._values)
@@ -83,7 +87,7 @@ class Items(Generic[T]):
             return None
         item = self._decode(value)
         self._values[name] = item
-        self.changed.add(name)
+        self._marks[name] = CHANGED
         return item
 
     def peek(self, name: Name) -> T | None:
@@ -93,13 +97,13 @@ class Items(Generic[T]):
 
     def put(self, name: Name, item: T) -> None:
         self._values[name] = item
-        self.changed.add(name)
-        self.deleted.discard(name)
+        self._marks[name] = CHANGED
 
     def delete(self, name: Name) -> None:
         if self._values.pop(name, None) is not None:
-            self.deleted.add(name)
-        self.changed.discard(name)
+            self._marks[name] = DELETED
+        elif self._marks.get(name) is CHANGED:
+            del self._marks[name]
 
     def peek_all(self) -> Iterator[tuple[Name, T]]:
         """Every item, only to read (a changed one is put back with ``put``)."""
@@ -126,22 +130,30 @@ class Items(Generic[T]):
     def take_changes(self) -> tuple[dict[Name, T], set[Name]]:
         """What changed since the last write (items as they are now) and what was deleted;
         both are then cleared."""
-        changed = {name: self._decode(self._values[name]) for name in self.changed}
-        deleted, self.changed, self.deleted = self.deleted, set(), set()
+        if not self._marks:
+            return {}, set()
+        changed: dict[Name, T] = {}
+        deleted: set[Name] = set()
+        for name, mark in self._marks.items():
+            if mark is CHANGED:
+                changed[name] = self._decode(self._values[name])
+            else:
+                deleted.add(name)
+        self._marks = {}
         return changed, deleted
 
     def mark(self, changed: dict[Name, T], deleted: set[Name]) -> None:
         """Mark again what a write that did not complete took."""
         for name in changed:
             if name in self._values:
-                self.changed.add(name)
+                self._marks.setdefault(name, CHANGED)
         for name in deleted:
             if name not in self._values:
-                self.deleted.add(name)
+                self._marks.setdefault(name, DELETED)
 
     def settle(self, name: Name, item: T, raw: bytes) -> None:
         """After a write: keep *item* as its record *raw* unless it changed again."""
-        if name not in self.changed and self._values.get(name) is item:
+        if name not in self._marks and self._values.get(name) is item:
             self._values[name] = raw
 
     def restore(self, name: Name, raw: bytes | None) -> None:
@@ -160,6 +172,6 @@ class Items(Generic[T]):
         next write gives it its own record again."""
         if item is None:
             if self._values.pop(name, None) is not None:
-                self.deleted.add(name)
+                self._marks[name] = DELETED
             return
         self.put(name, item)

@@ -44,6 +44,27 @@ CellKey = tuple[str, ...]
 
 FORMAT = 2  # version 1 kept deals, tasks and event ids inside one manager record
 
+# Cells of the same metric and labels recur in every manager's state: one key tuple
+# serves them all, and so do whole values up to _WHOLE (most counts). A key tuple is
+# about as large as the rest of a cell, so this halves the state of a large company.
+_CELLS: dict[CellKey, CellKey] = {}
+_WHOLE = tuple(float(n) for n in range(4097))
+
+
+def shared(value: float) -> float:
+    if 0.0 <= value < 4097.0 and value.is_integer():
+        return _WHOLE[int(value)]
+    return value
+
+
+def bump(cells: dict[CellKey, float], cell: CellKey, amount: float = 1.0) -> None:
+    """Add *amount* to a cell (a counter, a period's or a gauge's)."""
+    old = cells.get(cell)
+    if old is None:
+        cell = _CELLS.setdefault(cell, cell)
+        old = 0.0
+    cells[cell] = shared(old + amount)
+
 
 @dataclass(slots=True)
 class RegulationCheck:
@@ -256,8 +277,7 @@ class ManagerState:
     deadlines: Deadlines = field(default_factory=Deadlines)
 
     def add(self, cell: CellKey, amount: float = 1.0) -> None:
-        counters = self.counters
-        counters[cell] = counters.get(cell, 0.0) + amount
+        bump(self.counters, cell, amount)
 
     def shift(self, before: tuple[CellKey, ...], after: tuple[CellKey, ...]) -> None:
         """Move an item's contribution to the current-state gauges."""
@@ -265,13 +285,12 @@ class ManagerState:
             return
         gauges = self.gauges
         for cell in before:
-            left = gauges.get(cell, 0.0) - 1.0
-            if left > 0:
-                gauges[cell] = left
+            if gauges.get(cell, 0.0) > 1.0:
+                bump(gauges, cell, -1.0)
             else:
                 gauges.pop(cell, None)
         for cell in after:
-            gauges[cell] = gauges.get(cell, 0.0) + 1.0
+            bump(gauges, cell)
 
     def item_maps(self) -> tuple[Items[DealState], Items[TaskState], Items[CallIds]]:
         return self.deals, self.tasks, self.calls
@@ -356,7 +375,11 @@ def _cells_out(cells: dict[CellKey, float]) -> list[list[Any]]:
 
 
 def _cells_in(rows: list[list[Any]]) -> dict[CellKey, float]:
-    return {tuple(row[:-1]): float(row[-1]) for row in rows}
+    cells: dict[CellKey, float] = {}
+    for row in rows:
+        key = tuple(row[:-1])
+        cells[_CELLS.setdefault(key, key)] = shared(float(row[-1]))
+    return cells
 
 
 def encode_item(item: DealState | TaskState | CallIds) -> bytes:

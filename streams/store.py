@@ -70,8 +70,26 @@ class Partition:
 
 
 @dataclass
+class Plan:
+    """One changelog write as it began: the managers touched then, still to encode (by
+    partition, with the write's sequence number there), the rejection records, and the
+    closing records (each partition's progress then), sent once every part is."""
+
+    managers: list[tuple[int, int, str]] = field(default_factory=list)
+    rejected: list[Send] = field(default_factory=list)
+    closing: list[Send] = field(default_factory=list)
+    parts: list[Write] = field(default_factory=list)
+    taken_rejected: list[tuple[int, str]] = field(default_factory=list)
+    taken_progress: list[int] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.managers or self.rejected or self.closing)
+
+
+@dataclass
 class Write:
-    """What one changelog write sends, step by step, and what to do once it is sent."""
+    """What one changelog write (or part of it) sends, step by step, and what to do once
+    it is sent."""
 
     cores: list[Send] = field(default_factory=list)
     items: list[Send] = field(default_factory=list)
@@ -170,32 +188,58 @@ class StateStore:
 
     # -- the changelog's side ------------------------------------------------------
 
-    def drain(self) -> Write:
-        """Encode everything touched since the last write, and clear the marks."""
-        write = Write()
+    def begin(self) -> Plan:
+        """Start a write: take what is touched now (and clear the marks), and each touched
+        partition's progress as it is now, to be sent last."""
+        plan = Plan()
         for number, found in self._partitions.items():
             if not found.pending():
                 continue
             found.seq += 1
-            seq = found.seq
-            for manager_id in found.touched:
-                state = found.managers.get(manager_id)
-                if state is not None:
-                    self._drain_manager(number, state, seq, write)
+            plan.managers.extend((number, found.seq, manager_id) for manager_id in found.touched)
             for topic in found.touched_rejected:
-                write.cores.append(
-                    (number, rejected_key(number, topic), encode(found.rejected[topic]))
-                )
-                write.taken_rejected.append((number, topic))
+                key = rejected_key(number, topic)
+                plan.rejected.append((number, key, encode(found.rejected[topic])))
+                plan.taken_rejected.append((number, topic))
             if found.progress is None:
-                write.closing.append((number, marker_key(number), None))
+                plan.closing.append((number, marker_key(number), None))
             else:
-                write.closing.append((number, progress_key(number), encode(found.progress)))
+                plan.closing.append((number, progress_key(number), encode(found.progress)))
             if found.progress_touched:
-                write.taken_progress.append(number)
+                plan.taken_progress.append(number)
             found.touched, found.touched_rejected = set(), set()
             found.progress_touched = False
+        return plan
+
+    def next_part(self, plan: Plan, managers: int) -> Write | None:
+        """Encode up to *managers* more of the plan's managers (as they are now), with their
+        changed items; the first part carries the rejection records. None when done."""
+        if not plan.managers and not plan.rejected:
+            return None
+        write = Write(cores=plan.rejected)
+        plan.rejected = []
+        taken, plan.managers = plan.managers[:managers], plan.managers[managers:]
+        for number, seq, manager_id in taken:
+            found = self._partitions.get(number)
+            state = found.managers.get(manager_id) if found is not None else None
+            if state is not None:
+                self._drain_manager(number, state, seq, write)
+        plan.parts.append(write)
         return write
+
+    def drain(self) -> Write:
+        """The whole of a write at once: every part, then the closing records."""
+        plan = self.begin()
+        whole = Write()
+        while (part := self.next_part(plan, len(plan.managers) + 1)) is not None:
+            whole.cores += part.cores
+            whole.items += part.items
+            whole.written += part.written
+            whole.taken += part.taken
+        whole.closing = plan.closing
+        whole.taken_rejected = plan.taken_rejected
+        whole.taken_progress = plan.taken_progress
+        return whole
 
     @staticmethod
     def _drain_manager(number: int, state: ManagerState, seq: int, write: Write) -> None:
@@ -224,12 +268,18 @@ class StateStore:
         )
         write.taken.append((number, state, taken))
 
-    def requeue(self, write: Write) -> None:
-        """Mark again what a write that did not complete took."""
-        for number, state, taken in write.taken:
-            self._partition(number).touched.add(state.manager_id)
-            for items, changed, deleted in taken:
-                items.mark(changed, deleted)
+    def requeue(self, write: Write | Plan) -> None:
+        """Mark again what a write that did not complete took (all of a plan's parts)."""
+        if isinstance(write, Plan):
+            for number, _, manager_id in write.managers:
+                self._partition(number).touched.add(manager_id)
+            for part in write.parts:
+                self.requeue(part)
+        else:
+            for number, state, taken in write.taken:
+                self._partition(number).touched.add(state.manager_id)
+                for items, changed, deleted in taken:
+                    items.mark(changed, deleted)
         for number, topic in write.taken_rejected:
             self._partition(number).touched_rejected.add(topic)
         for number in write.taken_progress:

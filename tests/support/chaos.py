@@ -40,7 +40,7 @@ from unittest import mock
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry, generate_latest
 
-from metrics.collector import StateCollector
+from metrics.exposition import StateExposition
 from metrics.health import HealthCollector
 from salespulse.settings import Settings, load_settings
 from salespulse.simulate.floor import SalesFloor, topic_for
@@ -399,9 +399,9 @@ class Truth:
             self.processor.tick(set(range(self.settings.partitions)), at.timestamp())
             self.store.drain()
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(StateCollector(self.records, self.settings, clock=lambda: at))
         registry.register(HealthCollector(_TruthView(self)))  # its state-derived families
-        return parse(generate_latest(registry).decode())
+        state = StateExposition(self.settings).text(self.records(), at)
+        return parse(state + generate_latest(registry).decode())
 
 
 class _TruthView:

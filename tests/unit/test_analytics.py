@@ -5,9 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import timedelta
 
-from prometheus_client import CollectorRegistry, generate_latest
-
-from metrics.collector import StateCollector
+from metrics.exposition import StateExposition
 from salespulse.settings import KpiChange, KpiTargets, LabelLimits, Manager
 from streams.state import ManagerState
 from tests.support.harness import (
@@ -40,10 +38,7 @@ def reached(h: Harness, manager: str = "m-a") -> dict[str, float]:
 
 
 def scrape(h: Harness) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    registry = CollectorRegistry()
-    records = h.store.records()
-    registry.register(StateCollector(lambda: records, h.settings, clock=lambda: NOW))
-    return parse(generate_latest(registry).decode())
+    return parse(StateExposition(h.settings).text(h.store.records(), NOW))
 
 
 # -- funnel -----------------------------------------------------------------------

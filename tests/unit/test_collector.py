@@ -1,4 +1,4 @@
-"""StateCollector: state records rendered into the contract's metrics at scrape time.
+"""The state exposition: records rendered into the contract's metrics at scrape time.
 
 Records are built by hand, registered into a fresh registry, rendered with
 ``generate_latest`` and read back with the Prometheus text parser, so what is
@@ -12,10 +12,9 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from metrics.collector import StateCollector
+from metrics.exposition import StateExposition
 from salespulse.settings import Settings
 from streams.state import ManagerState, OpenPeriod, Record, RejectedState
 
@@ -36,11 +35,8 @@ def labels(**values: str) -> Labels:
 
 
 def scrape(records: Iterable[Record], clock: datetime = CLOCK) -> Scrape:
-    """Register a collector into a fresh registry and parse its exposition."""
-    snapshot = list(records)
-    registry = CollectorRegistry()
-    registry.register(StateCollector(lambda: snapshot, SETTINGS, clock=lambda: clock))
-    return parse(generate_latest(registry).decode("utf-8"))
+    """Render the records' exposition and parse it."""
+    return parse(StateExposition(SETTINGS).text(list(records), clock))
 
 
 def parse(text: str) -> Scrape:
@@ -56,10 +52,7 @@ def parse(text: str) -> Scrape:
 
 def families(records: Iterable[Record]) -> dict[str, str]:
     """Family name -> type, as the parser sees them."""
-    registry = CollectorRegistry()
-    snapshot = list(records)
-    registry.register(StateCollector(lambda: snapshot, SETTINGS, clock=lambda: CLOCK))
-    text = generate_latest(registry).decode("utf-8")
+    text = StateExposition(SETTINGS).text(list(records), CLOCK)
     return {family.name: family.type for family in text_string_to_metric_families(text)}
 
 
@@ -131,13 +124,12 @@ def test_counter_values_come_from_the_record() -> None:
 
 def test_a_scrape_reads_the_state_as_it_is_now() -> None:
     state = busy_manager("m-1")
-    registry = CollectorRegistry()
-    registry.register(StateCollector(lambda: [state], SETTINGS, clock=lambda: CLOCK))
+    exposition = StateExposition(SETTINGS)
     series = labels(manager="m-1", direction="outbound", answered="true")
 
-    before = parse(generate_latest(registry).decode())["salespulse_calls_total"][series]
+    before = parse(exposition.text([state], CLOCK))["salespulse_calls_total"][series]
     state.add(("calls_total", "outbound", "true"), 5)
-    after = parse(generate_latest(registry).decode())["salespulse_calls_total"][series]
+    after = parse(exposition.text([state], CLOCK))["salespulse_calls_total"][series]
 
     assert (before, after) == (7.0, 12.0)
 

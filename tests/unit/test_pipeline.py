@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from streams import changelog as changelog_module
 from streams.changelog import ChangelogWriter
 from streams.pipeline import BatchPipeline
 from streams.processor import RawMessage
@@ -283,3 +284,33 @@ def test_a_write_cut_short_leaves_its_records_for_the_next_write() -> None:
     asyncio.run(changelog.write())
     assert restored(h, sends).counter("m-a", "calls_total") == 3
     assert ProgressBook(h.store).applied(CALLS, 0) == 2
+
+
+def test_a_write_in_parts_cut_short_halfway_is_completed_by_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A large write goes out a few managers at a time; cut after some parts are sent, the
+    next write still carries the rest, and the progress only ever closes a whole write."""
+    monkeypatch.setattr(changelog_module, "MANAGERS_PER_PART", 2)
+    h = Harness()
+    messages = [h.message(CALLS, call(f"m-{n}", f"c{n}", 60, NOW)) for n in range(7)]
+    sends = Sends()
+    budget = [5]  # sends until the broker goes away
+
+    async def send(topic: str, key: bytes, value: bytes | None, partition: int, *rest: Any) -> Any:
+        if budget[0] == 0:
+            raise ConnectionError("broker gone")
+        budget[0] -= 1
+        return await sends(topic, key, value, partition)
+
+    changelog = ChangelogWriter(h.store, topic=lambda: "changelog", send=send)
+    h.processor.process(CALLS, messages)
+    ProgressBook(h.store).advance(CALLS, {0: 6})
+    with pytest.raises(ConnectionError):
+        asyncio.run(changelog.write())
+    assert progress_key(0) not in {key for _, key, _, _ in sends.sent}
+    budget[0] = 10**6
+    asyncio.run(changelog.write())
+    after = restored(h, sends)
+    assert [after.counter(f"m-{n}", "calls_total") for n in range(7)] == [1.0] * 7
+    assert ProgressBook(after.store).applied(CALLS, 0) == 6

@@ -9,10 +9,9 @@ from datetime import timedelta
 
 import faust
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import SecretStr
 
-from metrics.collector import StateCollector
+from metrics.exposition import StateExposition
 from salespulse.broker import free_port
 from salespulse.kafka_security import client_options, faust_credentials
 from salespulse.settings import ConfigurationError, Settings, load_settings
@@ -111,12 +110,8 @@ def test_no_deal_task_call_or_event_id_becomes_a_label_value() -> None:
         task_completed("m-a", "TASK-0815", at + timedelta(minutes=5)),
         call("m-a", "CALL-2342", 120, at),
     )
-    registry = CollectorRegistry()
-    records = h.store.records()
-    registry.register(StateCollector(lambda: records, h.settings, clock=lambda: NOW))
-    values = {
-        value for (_, series) in parse(generate_latest(registry).decode()) for _, value in series
-    }
+    text = StateExposition(h.settings).text(h.store.records(), NOW)
+    values = {value for (_, series) in parse(text) for _, value in series}
     for identifier in ("DEAL-4711", "TASK-0815", "CALL-2342"):
         assert not any(identifier in value for value in values)
 
@@ -125,10 +120,7 @@ def test_label_values_are_escaped_for_any_manager_id() -> None:
     h = Harness()
     odd = 'm "quoted" \\ back\\slash {brace}'
     h.send(call(odd, "C1", 60, NOW - timedelta(minutes=5)))
-    registry = CollectorRegistry()
-    records = h.store.records()
-    registry.register(StateCollector(lambda: records, h.settings, clock=lambda: NOW))
-    samples = parse(generate_latest(registry).decode())
+    samples = parse(StateExposition(h.settings).text(h.store.records(), NOW))
     managers = {
         dict(series).get("manager")
         for (name, series) in samples

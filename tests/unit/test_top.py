@@ -10,9 +10,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
 
-from metrics.collector import StateCollector
+from metrics.exposition import StateExposition
 from salespulse.settings import KpiTargets, Manager
 from salespulse.top import GREEN, RED, fetch, render, summarize
 from tests.support.harness import (
@@ -55,10 +54,7 @@ def exposition() -> bytes:
     late = [task_completed("m-2", f"T{n}", AT + timedelta(minutes=60)) for n in range(11)]
     events.extend(on_time + late)  # in time order, as the CRM sends them
     h.send(*events)
-    registry = CollectorRegistry()
-    records = h.store.records()
-    registry.register(StateCollector(lambda: records, h.settings, clock=lambda: NOW))
-    return generate_latest(registry)
+    return StateExposition(h.settings).text(h.store.records(), NOW).encode()
 
 
 @pytest.fixture
