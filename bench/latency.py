@@ -55,7 +55,7 @@ from salespulse.settings import Settings
 from salespulse.simulate.floor import SalesFloor, topic_for
 from salespulse.simulate.publisher import encode
 from salespulse.topics import ensure_topics
-from streams.state import SEP
+from streams.state import SEP, decode_core
 
 PROBES = 10
 PROBE_RATE = 20.0  # probe events per second, part of the total rate
@@ -133,9 +133,9 @@ def _probe_event(number: int, nth: int, run_tag: str) -> tuple[str, bytes, bytes
 
 
 def _calls_in_record(value: bytes) -> float:
-    """Calls counted in a manager record of the changelog (see streams.state.encode)."""
-    body = orjson.loads(value)
-    return float(sum(row[-1] for row in body["c"] if row and row[0] == "calls_total"))
+    """Calls counted in a manager's core record of the changelog (streams.state)."""
+    counters = decode_core(value).state.counters
+    return float(sum(value for cell, value in counters.items() if cell[0] == "calls_total"))
 
 
 def _calls_in_scrape(body: bytes) -> dict[str, float]:

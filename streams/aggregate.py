@@ -36,16 +36,15 @@ from schemas.events import (
     TaskOverdue,
 )
 from streams.buckets import observe
+from streams.cells import CellKey, bump
 from streams.intake import Rejection
 from streams.periods import Period, periods_of
 from streams.state import (
-    CellKey,
     DealState,
     ManagerState,
     OpenPeriod,
     RegulationCheck,
     TaskState,
-    bump,
 )
 
 OTHER = "other"

@@ -34,36 +34,14 @@ from typing import Any
 
 import orjson
 
+from streams.cells import CellKey, Reader, Writer, bump, spelled_cells
 from streams.items import Items, Name
 
 SEP = "\x1f"
 _SEP = SEP.encode()
 
-# A counter or gauge cell: the metric's short name followed by its label values.
-CellKey = tuple[str, ...]
 
 FORMAT = 2  # version 1 kept deals, tasks and event ids inside one manager record
-
-# Cells of the same metric and labels recur in every manager's state: one key tuple
-# serves them all, and so do whole values up to _WHOLE (most counts). A key tuple is
-# about as large as the rest of a cell, so this halves the state of a large company.
-_CELLS: dict[CellKey, CellKey] = {}
-_WHOLE = tuple(float(n) for n in range(4097))
-
-
-def shared(value: float) -> float:
-    if 0.0 <= value < 4097.0 and value.is_integer():
-        return _WHOLE[int(value)]
-    return value
-
-
-def bump(cells: dict[CellKey, float], cell: CellKey, amount: float = 1.0) -> None:
-    """Add *amount* to a cell (a counter, a period's or a gauge's)."""
-    old = cells.get(cell)
-    if old is None:
-        cell = _CELLS.setdefault(cell, cell)
-        old = 0.0
-    cells[cell] = shared(old + amount)
 
 
 @dataclass(slots=True)
@@ -370,18 +348,6 @@ def split_key(key: bytes) -> list[str]:
 # -- encoding ----------------------------------------------------------------------
 
 
-def _cells_out(cells: dict[CellKey, float]) -> list[list[Any]]:
-    return [[*cell, value] for cell, value in cells.items()]
-
-
-def _cells_in(rows: list[list[Any]]) -> dict[CellKey, float]:
-    cells: dict[CellKey, float] = {}
-    for row in rows:
-        key = tuple(row[:-1])
-        cells[_CELLS.setdefault(key, key)] = shared(float(row[-1]))
-    return cells
-
-
 def encode_item(item: DealState | TaskState | CallIds) -> bytes:
     return orjson.dumps(item.to_list())
 
@@ -390,7 +356,8 @@ def encode_core(
     state: ManagerState, seq: int, embedded: dict[bytes, dict[str, bytes | None]]
 ) -> bytes:
     """A manager's core record with the items of this write embedded (None: deleted)."""
-    body = {
+    cells = Writer()
+    body: dict[str, Any] = {
         "k": "m",
         "v": FORMAT,
         "q": seq,
@@ -399,10 +366,10 @@ def encode_core(
         "o": state.offsets,
         "w": state.watermark if state.watermark != float("-inf") else None,
         "W": state.stream_watermarks,
-        "c": _cells_out(state.counters),
-        "P": {key: [p.end, _cells_out(p.cells)] for key, p in state.periods.items()},
-        "h": [[*key, values] for key, values in state.histograms.items()],
-        "g": _cells_out(state.gauges),
+        "c": cells.rows(state.counters),
+        "P": {key: [p.end, cells.rows(p.cells)] for key, p in state.periods.items()},
+        "h": cells.rows(state.histograms),
+        "g": cells.rows(state.gauges),
         "n": state.next_check if state.next_check != float("inf") else None,
         "N": state.next_deal_check if state.next_deal_check != float("inf") else None,
         "l": state.labels,
@@ -415,6 +382,7 @@ def encode_core(
             if items
         },
     }
+    body["S"] = cells.strings()
     return orjson.dumps(body)
 
 
@@ -432,16 +400,17 @@ def decode_core(raw: bytes) -> CoreRecord:
     body = orjson.loads(raw)
     if body.get("v", 1) == 1:
         return _decode_core_v1(body)
+    cells = Reader(body["S"])
     state = ManagerState(
         manager_id=body["id"],
         partition=body["p"],
         offsets=body["o"],
         watermark=body["w"] if body["w"] is not None else float("-inf"),
         stream_watermarks=body["W"],
-        counters=_cells_in(body["c"]),
-        periods={key: OpenPeriod(end, _cells_in(cells)) for key, (end, cells) in body["P"].items()},
-        histograms={tuple(row[:-1]): row[-1] for row in body["h"]},
-        gauges=_cells_in(body["g"]),
+        counters=cells.cells(body["c"]),
+        periods={key: OpenPeriod(end, cells.cells(rows)) for key, (end, rows) in body["P"].items()},
+        histograms=cells.series(body["h"]),
+        gauges=cells.cells(body["g"]),
         next_check=body["n"] if body["n"] is not None else float("inf"),
         next_deal_check=body["N"] if body["N"] is not None else float("inf"),
         labels=body["l"],
@@ -459,8 +428,10 @@ def _decode_core_v1(body: dict[str, Any]) -> CoreRecord:
         offsets=body["o"],
         watermark=body["w"] if body["w"] is not None else float("-inf"),
         stream_watermarks=body["W"],
-        counters=_cells_in(body["c"]),
-        periods={key: OpenPeriod(end, _cells_in(cells)) for key, (end, cells) in body["P"].items()},
+        counters=spelled_cells(body["c"]),
+        periods={
+            key: OpenPeriod(end, spelled_cells(rows)) for key, (end, rows) in body["P"].items()
+        },
         histograms={tuple(row[:-1]): row[-1] for row in body["h"]},
         next_check=body["n"] if body["n"] is not None else float("inf"),
         next_deal_check=body["N"] if body["N"] is not None else float("inf"),
@@ -485,13 +456,15 @@ def encode(record: RejectedState | SourceProgress) -> bytes:
     if isinstance(record, SourceProgress):
         body = {"k": "p", "p": record.partition, "o": record.offsets}
     else:
+        cells = Writer()
         body = {
             "k": "r",
             "t": record.topic,
             "p": record.partition,
             "o": record.offset,
-            "c": _cells_out(record.counters),
+            "c": cells.rows(record.counters),
         }
+        body["S"] = cells.strings()
     body["v"] = FORMAT
     return orjson.dumps(body)
 
@@ -502,10 +475,9 @@ def decode(raw: bytes) -> RejectedState | SourceProgress:
     if kind == "p":
         return SourceProgress(partition=body["p"], offsets=body["o"])
     if kind == "r":
+        rows = body["c"]
+        counters = Reader(body["S"]).cells(rows) if "S" in body else spelled_cells(rows)
         return RejectedState(
-            topic=body["t"],
-            partition=body["p"],
-            offset=body["o"],
-            counters=_cells_in(body["c"]),
+            topic=body["t"], partition=body["p"], offset=body["o"], counters=counters
         )
     raise ValueError(f"unknown state record kind {kind!r}")
