@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import faust
 from aiokafka.errors import KafkaError
@@ -45,6 +45,8 @@ STATE_TABLE = "state"
 # Batches an agent may have waiting before its partitions are paused (of up to
 # batch_max_events each); Faust's default of 4096 would buffer a whole backlog.
 STREAM_BUFFER_BATCHES = 8
+# Bytes a produce batch of the changelog may hold (aiokafka's default is 16 KiB).
+CHANGELOG_BATCH_BYTES = 256 * 1024
 # Changelog batches restored together.
 RECOVERY_BUFFER_BATCHES = 16
 # How often memory freed by batches and writes is given back (streams.heap).
@@ -185,6 +187,8 @@ def build_app(settings: Settings) -> Runtime:
         broker_credentials=faust_credentials(settings),
         table_cleanup_interval=3600.0,
         broker_max_poll_records=settings.batch_max_events,
+        # Changelog writes build their produce batches themselves (streams.changelog).
+        producer_max_batch_size=CHANGELOG_BATCH_BYTES,
         # Each item of an agent's buffer is a whole batch (streams.batching).
         stream_buffer_maxsize=STREAM_BUFFER_BATCHES,
     )
@@ -204,7 +208,10 @@ def build_app(settings: Settings) -> Runtime:
     table_store: Any = table.data  # a tablestore.BatchStore (the table's store URL says so)
     store: StateStore = table_store.state_store
     changelog = ChangelogWriter(
-        store, topic=lambda: table.changelog_topic.get_topic_name(), send=app.producer.send
+        store,
+        topic=lambda: table.changelog_topic.get_topic_name(),
+        send=app.producer.send,
+        batches=lambda: cast(Any, app.producer)._ensure_producer(),  # aiokafka's, under Faust's
     )
     processor = Processor(settings, store)
     reader = GapReader(settings)
