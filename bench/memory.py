@@ -14,11 +14,13 @@ manager in turn, as a live floor interleaves them), stamped over the last
 hour; deals are spread over the open stages of the funnel with the label
 values of the demo company. A fresh worker consumes them (the build), then:
 
-- RSS after the build, idle (VmRSS of /proc/<pid>/status);
+- RSS after the build, idle, once the worker has given freed memory back
+  (VmRSS of /proc/<pid>/status, read after a full trim cycle of streams.heap);
 - one /metrics scrape (its time and size; VmHWM is the peak RSS with it);
 - SIGTERM, a new worker with the same app id: process start until /readyz
   answers 200 (polled every 20 ms), which includes restoring the state
-  changelog, and RSS once ready; a scrape then checks the restored counts.
+  changelog, and RSS once ready (again after a trim cycle); a scrape then
+  checks the restored counts.
   A restart not ready after READY_LIMIT_SECONDS (180 s) is reported with the
   restore progress from Faust's recovery log instead of being waited for.
 """
@@ -40,6 +42,7 @@ from bench import offsets, procs, workload
 from salespulse.broker import EmbeddedBroker
 from salespulse.settings import DEFAULT_STAGES, Settings
 from salespulse.topics import ensure_topics
+from streams.app import TRIM_INTERVAL_SECONDS
 
 OPEN_ITEMS = 50  # per manager: half deals, half tasks
 PERIODS = 3
@@ -139,6 +142,21 @@ def _hwm_mib(pid: int) -> float:
     return float("nan")
 
 
+def _settled_rss_mib(pid: int) -> float:
+    """RSS once the worker has had a full cycle of giving freed memory back.
+
+    The worker returns freed heap to the system every TRIM_INTERVAL_SECONDS
+    (streams.heap); RSS read right after a build or a restore still holds the
+    batches' and the restore's garbage, which the next trim releases.
+    """
+    deadline = time.monotonic() + TRIM_INTERVAL_SECONDS + 2.0
+    rss = procs.rss_mib(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)  # sampling the process, not waiting for it
+        rss = procs.rss_mib(pid)
+    return rss
+
+
 def measure(
     keys: int,
     workdir: Path,
@@ -175,8 +193,7 @@ def measure(
                 )
             )
             build_seconds = seen[-1].at - started
-            time.sleep(2.0)  # let the last batch's buffers go
-            rss_built = procs.rss_mib(worker.pid)
+            rss_built = _settled_rss_mib(worker.pid)
             log(
                 f"memory: {keys:,} keys built from {events:,} events in {build_seconds:.0f} s, "
                 f"RSS {rss_built:.0f} MiB; scraping"
@@ -206,8 +223,8 @@ def measure(
                 ready_seconds = worker.wait_ready(READY_LIMIT_SECONDS)
             except TimeoutError:
                 restore_note = _restore_progress(worker, sum(changelog.values()))
-            rss_restored = procs.rss_mib(worker.pid)
             hwm_restore = _hwm_mib(worker.pid)
+            rss_restored = _settled_rss_mib(worker.pid)
             if ready_seconds is None:
                 restored_ok = "not ready"
                 log(f"memory: not ready after {READY_LIMIT_SECONDS:.0f} s: {restore_note}")
