@@ -3,16 +3,21 @@
 A worker holds every open deal and task of every manager it serves, so they
 are kept as the compact bytes of their changelog record while nothing
 touches them, and decoded on first use. What changes is marked, so the next
-changelog write carries exactly the items that changed, and once written
-the item goes back to bytes, unless it changed again meanwhile.
+changelog write carries exactly the items that changed.
 
 ``get`` is for items about to change (decoded, kept decoded, marked);
 ``peek`` only reads (decoded for the caller, nothing kept or marked).
+``pack``, after every batch, turns the items the batch decoded back into
+bytes. Left decoded until the next changelog write, a catch-up's items
+would all be objects at once (a write of a large company takes seconds,
+and batches keep running meanwhile); their many small strings, freed
+together afterwards, would leave the allocator's arenas pinned by the
+long-lived records allocated between them, and the RSS at its peak.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
@@ -53,7 +58,7 @@ CHANGED, DELETED = True, False
 
 
 class Items(Generic[T]):
-    __slots__ = ("_from_list", "_marks", "_values", "kind")
+    __slots__ = ("_from_list", "_loose", "_marks", "_values", "kind")
 
     def __init__(self, kind: bytes, from_list: Callable[[Any], T]) -> None:
         self.kind = kind
@@ -62,6 +67,7 @@ class Items(Generic[T]):
         # Since the last write: CHANGED (put or got) or DELETED. One small dict, not two
         # sets: every manager has three of these, most of them empty most of the time.
         self._marks: dict[Name, bool] = {}
+        self._loose: list[Name] = []  # decoded since the last pack
 
     def __len__(self) -> int:
         return len(self._values)
@@ -85,10 +91,12 @@ class Items(Generic[T]):
         value = self._values.get(name)
         if value is None:
             return None
-        item = self._decode(value)
-        self._values[name] = item
+        if isinstance(value, bytes):
+            value = self._from_list(orjson.loads(body_of(value)))
+            self._values[name] = value
+            self._loose.append(name)
         self._marks[name] = CHANGED
-        return item
+        return value
 
     def peek(self, name: Name) -> T | None:
         """The item, only to read: nothing is kept or marked."""
@@ -98,6 +106,20 @@ class Items(Generic[T]):
     def put(self, name: Name, item: T) -> None:
         self._values[name] = item
         self._marks[name] = CHANGED
+        self._loose.append(name)
+
+    def pack(self, seq: int) -> None:
+        """Keep the items decoded since the last pack as bytes again (stamped *seq*, a
+        write's sequence number no older than any record they came from). Their marks
+        stay: the next write still carries them."""
+        if not self._loose:
+            return
+        values = self._values
+        for name in self._loose:
+            value = values.get(name)
+            if value is not None and not isinstance(value, bytes):
+                values[name] = stamped(seq, value.closed_day, orjson.dumps(value.to_list()))
+        self._loose = []
 
     def delete(self, name: Name) -> None:
         if self._values.pop(name, None) is not None:
@@ -127,22 +149,22 @@ class Items(Generic[T]):
 
     # -- the changelog's side ---------------------------------------------------
 
-    def take_changes(self) -> tuple[dict[Name, T], set[Name]]:
-        """What changed since the last write (items as they are now) and what was deleted;
-        both are then cleared."""
+    def take_changes(self) -> tuple[dict[Name, T | bytes], set[Name]]:
+        """What changed since the last write (items as they are now: decoded, or packed
+        records) and what was deleted; both are then cleared."""
         if not self._marks:
             return {}, set()
-        changed: dict[Name, T] = {}
+        changed: dict[Name, T | bytes] = {}
         deleted: set[Name] = set()
         for name, mark in self._marks.items():
             if mark is CHANGED:
-                changed[name] = self._decode(self._values[name])
+                changed[name] = self._values[name]
             else:
                 deleted.add(name)
         self._marks = {}
         return changed, deleted
 
-    def mark(self, changed: dict[Name, T], deleted: set[Name]) -> None:
+    def mark(self, changed: Iterable[Name], deleted: set[Name]) -> None:
         """Mark again what a write that did not complete took."""
         for name in changed:
             if name in self._values:
@@ -151,7 +173,7 @@ class Items(Generic[T]):
             if name not in self._values:
                 self._marks.setdefault(name, DELETED)
 
-    def settle(self, name: Name, item: T, raw: bytes) -> None:
+    def settle(self, name: Name, item: T | bytes, raw: bytes) -> None:
         """After a write: keep *item* as its record *raw* unless it changed again."""
         if name not in self._marks and self._values.get(name) is item:
             self._values[name] = raw

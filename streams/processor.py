@@ -94,15 +94,19 @@ class Processor:
                 )
                 failure = Rejection("processing_error", f"{type(exc).__name__}: {exc}")
                 self._reject(topic, message, failure, dead)
+        self.store.pack()
         return dead
 
     def tick(self, partitions: set[int], clock: float) -> int:
         """Settle deadlines *clock* has passed in caught-up *partitions*; counts changes."""
         changed = 0
+        advanced = []
         for state in self.store.managers_in(partitions):
+            advanced.append(state)
             if self.aggregator.advance(state, clock, clock):
                 self.store.touch(state)
                 changed += 1
+        self.store.pack(advanced)
         return changed
 
     # -- outcomes --------------------------------------------------------------

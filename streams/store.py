@@ -17,13 +17,13 @@ given, per embedded item, the newer of the two copies (see streams.state).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from streams.items import Items, Name, seq_of, stamped
+from streams.items import Items, Name, body_of, closed_day_of, seq_of, stamped
 from streams.state import (
     CallIds,
     ManagerState,
@@ -69,6 +69,11 @@ class Partition:
         return bool(self.touched or self.touched_rejected or self.progress_touched)
 
 
+# A manager a write took, with what it took of its items: the names changed and deleted
+# (names only: the values a write took are replaced once it is acknowledged).
+Taken = tuple[int, ManagerState, list[tuple[Items[Any], tuple[Name, ...], set[Name]]]]
+
+
 @dataclass
 class Plan:
     """One changelog write as it began: the managers touched then, still to encode (by
@@ -78,7 +83,9 @@ class Plan:
     managers: list[tuple[int, int, str]] = field(default_factory=list)
     rejected: list[Send] = field(default_factory=list)
     closing: list[Send] = field(default_factory=list)
-    parts: list[Write] = field(default_factory=list)
+    # What the parts encoded so far took, to mark again should the write not complete
+    # (their records are dropped once sent: a large write's would add up to its state).
+    taken: list[Taken] = field(default_factory=list)
     taken_rejected: list[tuple[int, str]] = field(default_factory=list)
     taken_progress: list[int] = field(default_factory=list)
 
@@ -97,9 +104,7 @@ class Write:
     # (items, name, item as encoded, its record): back to bytes once written
     written: list[tuple[Items[Any], Name, Any, bytes]] = field(default_factory=list)
     # to mark again should the write fail
-    taken: list[tuple[int, ManagerState, list[tuple[Items[Any], dict[Name, Any], set[Name]]]]] = (
-        field(default_factory=list)
-    )
+    taken: list[Taken] = field(default_factory=list)
     taken_rejected: list[tuple[int, str]] = field(default_factory=list)
     taken_progress: list[int] = field(default_factory=list)
 
@@ -112,6 +117,8 @@ class StateStore:
         self._partitions: dict[int, Partition] = {}
         # Called with a manager whose state was just restored (to index its deadlines).
         self.restored: Callable[[ManagerState], None] = lambda state: None
+        # Managers touched since the last pack, whose decoded items pack turns to bytes.
+        self._loose: dict[tuple[int, str], ManagerState] = {}
 
     def _partition(self, partition: int) -> Partition:
         found = self._partitions.get(partition)
@@ -135,9 +142,21 @@ class StateStore:
         found = self._partition(state.partition)
         found.managers[state.manager_id] = state
         found.touched.add(state.manager_id)
+        self._loose[(state.partition, state.manager_id)] = state
 
     def touch(self, state: ManagerState) -> None:
         self._partition(state.partition).touched.add(state.manager_id)
+        self._loose[(state.partition, state.manager_id)] = state
+
+    def pack(self, states: Iterable[ManagerState] = ()) -> None:
+        """Turn the items decoded since the last pack, of managers touched since and of
+        *states*, back into bytes (streams.items); after every batch."""
+        for state in (*self._loose.values(), *states):
+            found = self._partitions.get(state.partition)
+            seq = found.seq if found is not None else 0
+            for items in state.item_maps():
+                items.pack(seq)
+        self._loose = {}
 
     def manager_ids(self, partition: int) -> list[str]:
         found = self._partitions.get(partition)
@@ -224,7 +243,7 @@ class StateStore:
             state = found.managers.get(manager_id) if found is not None else None
             if state is not None:
                 self._drain_manager(number, state, seq, write)
-        plan.parts.append(write)
+        plan.taken += write.taken
         return write
 
     def drain(self) -> Write:
@@ -250,11 +269,15 @@ class StateStore:
             changed, deleted = items.take_changes()
             if not changed and not deleted:
                 continue
-            taken.append((items, changed, deleted))
+            taken.append((items, tuple(changed), deleted))
             bodies: dict[str, bytes | None] = {}
             for name, item in changed.items():
-                body = encode_item(item)
-                raw = stamped(seq, item.closed_day, body)
+                if isinstance(item, bytes):  # packed after its batch (Items.pack)
+                    body = body_of(item)
+                    raw = stamped(seq, closed_day_of(item), body)
+                else:
+                    body = encode_item(item)
+                    raw = stamped(seq, item.closed_day, body)
                 key = item_key(items.kind, number, manager_id, name)
                 write.items.append((number, key, raw))
                 write.written.append((items, name, item, raw))
@@ -273,13 +296,10 @@ class StateStore:
         if isinstance(write, Plan):
             for number, _, manager_id in write.managers:
                 self._partition(number).touched.add(manager_id)
-            for part in write.parts:
-                self.requeue(part)
-        else:
-            for number, state, taken in write.taken:
-                self._partition(number).touched.add(state.manager_id)
-                for items, changed, deleted in taken:
-                    items.mark(changed, deleted)
+        for number, state, taken in write.taken:
+            self._partition(number).touched.add(state.manager_id)
+            for items, changed, deleted in taken:
+                items.mark(changed, deleted)
         for number, topic in write.taken_rejected:
             self._partition(number).touched_rejected.add(topic)
         for number in write.taken_progress:

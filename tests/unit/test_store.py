@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.items import Items
+from streams.items import Items, seq_of
 from streams.processor import RawMessage
 from streams.state import DealState, ManagerState, item_key, manager_key
 from tests.support.harness import (
@@ -145,20 +145,25 @@ def test_a_write_cut_after_the_cores_restores_the_items_from_them() -> None:
     assert b'"proposal"' in (own[-1] or b"")
 
 
-def test_items_rest_as_bytes_once_written_and_decode_when_used() -> None:
+def test_items_rest_as_bytes_after_each_batch_and_decode_when_used() -> None:
     h = Harness()
     at = NOW - timedelta(hours=1)
     h.send(deal_created("m-a", "D1", at), deal_created("m-a", "D2", at))
     deals = h.manager("m-a").deals
     assert deals.raw("D1") is not None
     assert deals.raw("D2") is not None
-    h.send(stage_changed("m-a", "D1", "qualified", at))
-    assert deals.raw("D1") is not None  # written, so back to bytes
+    assert deals.get("D2") is not None
+    assert deals.raw("D2") is None  # in use: decoded
     h.processor.process(DEALS, [h.message(DEALS, stage_changed("m-a", "D2", "qualified", at))])
-    assert deals.raw("D2") is None  # changed and not yet written: decoded
+    assert deals.raw("D2") is not None  # changed, not yet written, but bytes after its batch
     peeked = deals.peek("D2")
     assert peeked is not None
     assert peeked.stage == "qualified"
+    write = h.persist()  # still carried by the next write, with that write's number
+    [record] = [value for _, key, value in write.items if key == item_key(b"d", 0, "m-a", "D2")]
+    assert record is not None
+    assert b'"qualified"' in record
+    assert seq_of(record) == seq_of(deals.raw("D2") or b"")
 
 
 def test_forgotten_items_stay_forgotten_after_a_restart() -> None:
