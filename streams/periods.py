@@ -23,10 +23,9 @@ class Period:
     key: str  # e.g. "day:2026-11-23", "week:2026-W48", "month:2026-11"
     start: datetime  # aware, in the company zone
     end: datetime  # exclusive
-
-    @property
-    def end_epoch(self) -> float:
-        return self.end.timestamp()
+    # The end as epoch seconds, computed once: every event compares against it, and
+    # converting an aware datetime looks up the zone's offset each time.
+    end_epoch: float
 
 
 def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
@@ -51,7 +50,8 @@ def period_of(moment: datetime, window: Window, zone: ZoneInfo) -> Period:
         first = today.replace(day=1)
         after = (first + timedelta(days=32)).replace(day=1)
         key = f"month:{first.year:04d}-{first.month:02d}"
-    return Period(window, key, _local_midnight(first, zone), _local_midnight(after, zone))
+    end = _local_midnight(after, zone)
+    return Period(window, key, _local_midnight(first, zone), end, end.timestamp())
 
 
 def periods_of(moment: datetime, zone: ZoneInfo) -> tuple[Period, Period, Period]:
