@@ -134,9 +134,15 @@ class Items(Generic[T]):
 
     def peek_containing(self, needle: bytes) -> Iterator[tuple[Name, T]]:
         """Items that may mention *needle* (decoded ones, and records containing it)."""
-        for name, value in list(self._values.items()):
-            if not isinstance(value, bytes) or needle in value:
-                yield name, self._decode(value)
+        # Matched in one pass over the values (a manager may hold hundreds of items and
+        # this runs on every regulated stage entry); only the matches are decoded.
+        found = [
+            (name, value)
+            for name, value in self._values.items()
+            if not isinstance(value, bytes) or needle in value
+        ]
+        for name, value in found:
+            yield name, self._decode(value)
 
     def expired(self, cutoff: int) -> list[Name]:
         """Items closed before the local day *cutoff*."""

@@ -396,24 +396,42 @@ class CoreRecord:
     embedded: dict[bytes, dict[str, list[Any] | None]]
 
 
-def decode_core(raw: bytes) -> CoreRecord:
-    body = orjson.loads(raw)
-    if body.get("v", 1) == 1:
-        return _decode_core_v1(body)
-    cells = Reader(body["S"])
-    state = ManagerState(
+def _manager_of(
+    body: dict[str, Any],
+    *,
+    counters: dict[CellKey, float],
+    periods: dict[str, OpenPeriod],
+    histograms: dict[CellKey, list[float]],
+    gauges: dict[CellKey, float],
+) -> ManagerState:
+    """A manager's state from the fields every format of its core record spells alike."""
+    return ManagerState(
         manager_id=body["id"],
         partition=body["p"],
         offsets=body["o"],
         watermark=body["w"] if body["w"] is not None else float("-inf"),
         stream_watermarks=body["W"],
+        counters=counters,
+        periods=periods,
+        histograms=histograms,
+        gauges=gauges,
+        next_check=body["n"] if body["n"] is not None else float("inf"),
+        next_deal_check=body["N"] if body["N"] is not None else float("inf"),
+        labels=body["l"],
+    )
+
+
+def decode_core(raw: bytes) -> CoreRecord:
+    body = orjson.loads(raw)
+    if body.get("v", 1) == 1:
+        return _decode_core_v1(body)
+    cells = Reader(body["S"])
+    state = _manager_of(
+        body,
         counters=cells.cells(body["c"]),
         periods={key: OpenPeriod(end, cells.cells(rows)) for key, (end, rows) in body["P"].items()},
         histograms=cells.series(body["h"]),
         gauges=cells.cells(body["g"]),
-        next_check=body["n"] if body["n"] is not None else float("inf"),
-        next_deal_check=body["N"] if body["N"] is not None else float("inf"),
-        labels=body["l"],
     )
     embedded = {kind.encode(): items for kind, items in body["e"].items()}
     return CoreRecord(state, body["q"], embedded)
@@ -422,20 +440,14 @@ def decode_core(raw: bytes) -> CoreRecord:
 def _decode_core_v1(body: dict[str, Any]) -> CoreRecord:
     """A manager record of format 1 (deals and tasks inside): its items become embedded
     ones of sequence 0, so any record written since wins over them."""
-    state = ManagerState(
-        manager_id=body["id"],
-        partition=body["p"],
-        offsets=body["o"],
-        watermark=body["w"] if body["w"] is not None else float("-inf"),
-        stream_watermarks=body["W"],
+    state = _manager_of(
+        body,
         counters=spelled_cells(body["c"]),
         periods={
             key: OpenPeriod(end, spelled_cells(rows)) for key, (end, rows) in body["P"].items()
         },
         histograms={tuple(row[:-1]): row[-1] for row in body["h"]},
-        next_check=body["n"] if body["n"] is not None else float("inf"),
-        next_deal_check=body["N"] if body["N"] is not None else float("inf"),
-        labels=body["l"],
+        gauges={},  # format 1 had none: rebuilt from the deals and tasks below
     )
     deals = {deal_id: DealState.from_list(items) for deal_id, items in body["d"].items()}
     tasks = {task_id: TaskState.from_list(items) for task_id, items in body["t"].items()}
