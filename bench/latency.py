@@ -18,11 +18,10 @@ processes compare):
   the same topics, stamping probe events as it iterates them: the floor of
   Faust's own consumer on this broker.
 - **applied**: the harness consumes the worker's state changelog (fetch wait
-  5 ms) and decodes the probe manager's record, written in the batch that
-  applied the event, before the batch is acknowledged; stamped on receipt.
-  This does not load the worker and resolves to a few milliseconds; the
-  state was readable by a scrape a little before (between applying and
-  writing), so it is an upper bound.
+  5 ms) and decodes the probe manager's record; stamped on receipt. The
+  changelog is written once every ``changelog_interval_seconds`` (1 s), so
+  this is when the event became durable, up to that long after a scrape
+  could show it: not a stand-in for *visible*.
 - **visible**: the harness polls ``/metrics`` (a new request ``poll`` seconds
   after the previous one returned) and sums ``salespulse_calls_total`` of the
   probe manager. A probe first seen in a scrape is stamped with that scrape's
