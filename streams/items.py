@@ -50,6 +50,16 @@ def body_of(raw: bytes) -> bytes:
     return raw[raw.index(b"|", raw.index(b"|") + 1) + 1 :]
 
 
+def record_of(seq: int, item: Item | bytes) -> tuple[bytes, bytes]:
+    """An item's body and its own record stamped *seq*, from the item decoded or from
+    the record it rests as (restamped, not encoded again)."""
+    if isinstance(item, bytes):
+        body = body_of(item)
+        return body, stamped(seq, closed_day_of(item), body)
+    body = orjson.dumps(item.to_list())
+    return body, stamped(seq, item.closed_day, body)
+
+
 T = TypeVar("T", bound=Item)
 Name = str | int  # a deal or task id, or a call day's ordinal
 
@@ -92,8 +102,7 @@ class Items(Generic[T]):
         if value is None:
             return None
         if isinstance(value, bytes):
-            value = self._from_list(orjson.loads(body_of(value)))
-            self._values[name] = value
+            value = self._values[name] = self._decode(value)
             self._loose.append(name)
         self._marks[name] = CHANGED
         return value
@@ -118,7 +127,7 @@ class Items(Generic[T]):
         for name in self._loose:
             value = values.get(name)
             if value is not None and not isinstance(value, bytes):
-                values[name] = stamped(seq, value.closed_day, orjson.dumps(value.to_list()))
+                values[name] = record_of(seq, value)[1]
         self._loose = []
 
     def delete(self, name: Name) -> None:

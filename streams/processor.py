@@ -100,13 +100,11 @@ class Processor:
     def tick(self, partitions: set[int], clock: float) -> int:
         """Settle deadlines *clock* has passed in caught-up *partitions*; counts changes."""
         changed = 0
-        advanced = []
         for state in self.store.managers_in(partitions):
-            advanced.append(state)
             if self.aggregator.advance(state, clock, clock):
                 self.store.touch(state)
                 changed += 1
-        self.store.pack(advanced)
+        self.store.pack()
         return changed
 
     # -- outcomes --------------------------------------------------------------

@@ -348,10 +348,6 @@ def split_key(key: bytes) -> list[str]:
 # -- encoding ----------------------------------------------------------------------
 
 
-def encode_item(item: DealState | TaskState | CallIds) -> bytes:
-    return orjson.dumps(item.to_list())
-
-
 def encode_core(
     state: ManagerState, seq: int, embedded: dict[bytes, dict[str, bytes | None]]
 ) -> bytes:

@@ -17,13 +17,13 @@ given, per embedded item, the newer of the two copies (see streams.state).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from streams.items import Items, Name, body_of, closed_day_of, seq_of, stamped
+from streams.items import Items, Name, record_of, seq_of
 from streams.state import (
     CallIds,
     ManagerState,
@@ -33,7 +33,6 @@ from streams.state import (
     decode_core,
     encode,
     encode_core,
-    encode_item,
     item_key,
     manager_key,
     marker_key,
@@ -135,7 +134,7 @@ class StateStore:
         state = found.managers.get(manager_id)
         restored = found.cores.pop(manager_id, None) if state is not None else None
         if state is not None and restored is not None and self._resolve(state, restored):
-            found.touched.add(manager_id)
+            self.touch(state)
         return state
 
     def add_manager(self, state: ManagerState) -> None:
@@ -148,10 +147,11 @@ class StateStore:
         self._partition(state.partition).touched.add(state.manager_id)
         self._loose[(state.partition, state.manager_id)] = state
 
-    def pack(self, states: Iterable[ManagerState] = ()) -> None:
-        """Turn the items decoded since the last pack, of managers touched since and of
-        *states*, back into bytes (streams.items); after every batch."""
-        for state in (*self._loose.values(), *states):
+    def pack(self) -> None:
+        """Turn the items decoded since the last pack back into bytes (streams.items); after
+        every batch. Items are decoded to stay only by what touches their manager: events,
+        deadlines passing, a restored core adopting newer copies."""
+        for state in self._loose.values():
             found = self._partitions.get(state.partition)
             seq = found.seq if found is not None else 0
             for items in state.item_maps():
@@ -272,12 +272,7 @@ class StateStore:
             taken.append((items, tuple(changed), deleted))
             bodies: dict[str, bytes | None] = {}
             for name, item in changed.items():
-                if isinstance(item, bytes):  # packed after its batch (Items.pack)
-                    body = body_of(item)
-                    raw = stamped(seq, closed_day_of(item), body)
-                else:
-                    body = encode_item(item)
-                    raw = stamped(seq, item.closed_day, body)
+                body, raw = record_of(seq, item)
                 key = item_key(items.kind, number, manager_id, name)
                 write.items.append((number, key, raw))
                 write.written.append((items, name, item, raw))
@@ -338,9 +333,8 @@ class StateStore:
             # Format 1 kept every event id of a manager and day: kept as that day's call ids.
             _, _, manager_id, day = split_key(key)
             ids = list(orjson.loads(value)["i"])
-            body = encode_item(CallIds(int(day), set(ids)))
             self._shell(found, partition, manager_id).calls.restore(
-                int(day), stamped(0, int(day), body)
+                int(day), record_of(0, CallIds(int(day), set(ids)))[1]
             )
         elif kind == b"r":
             topic = split_key(key)[2]
