@@ -40,6 +40,10 @@ from streams.cells import CellKey, bump
 from streams.intake import Rejection
 from streams.periods import Period, periods_of
 from streams.state import (
+    CHECK_DEADLINE,
+    COMPLETION_WAIT,
+    CREATION_WAIT,
+    TASK_DUE,
     DealState,
     ManagerState,
     OpenPeriod,
@@ -60,6 +64,13 @@ class Aggregator:
         self.retention_days = settings.dedupe_horizon_days
         self.allowance = settings.overdue_allowance_seconds
         self.creation_wait = settings.creation_wait_seconds
+        # What each clock passes, by kind of Item.alarms, with the offset it adds.
+        self.tasks_clock = {
+            TASK_DUE: self.allowance,
+            COMPLETION_WAIT: self.creation_wait,
+            CHECK_DEADLINE: 0.0,
+        }
+        self.deals_clock = {CREATION_WAIT: self.creation_wait}
         limits: LabelLimits = settings.labels
         self.allowed: dict[str, frozenset[str]] = {
             "product": frozenset(limits.products),
@@ -153,7 +164,9 @@ class Aggregator:
         deadlines and regulations by the tasks stream, creation waits of deals
         by the deals stream), and with wall-clock time for partitions that are
         caught up, so a manager who has gone quiet still has overdue tasks
-        noticed. Only items with a deadline are looked at (state.Deadlines).
+        noticed. ``next_check`` and ``next_deal_check`` never come after the
+        earliest deadline; once passed, the items' alarms (streams.items) tell
+        which items are due, without decoding the others, and the next.
         """
         changed = False
         if deals_clock >= state.next_deal_check:
@@ -161,9 +174,7 @@ class Aggregator:
         if tasks_clock < state.next_check:
             return changed
         clock = tasks_clock
-        due = state.deadlines
-        for task_id in [name for name, at in due.tasks.items() if at < clock]:
-            del due.tasks[task_id]
+        for task_id in [name for name, at in state.tasks.alarms(self.tasks_clock) if at < clock]:
             task = state.tasks.peek(task_id)
             if task is None:
                 continue
@@ -178,8 +189,7 @@ class Aggregator:
             state.tasks.put(task_id, task)
             state.shift(before, task.open_cells())
             changed = True
-        for deal_id in [name for name, at in due.checks.items() if at < clock]:
-            del due.checks[deal_id]
+        for deal_id in [name for name, at in state.deals.alarms(self.tasks_clock) if at < clock]:
             deal = state.deals.peek(deal_id)
             if deal is None or not deal.checks:
                 continue
@@ -190,19 +200,22 @@ class Aggregator:
                 else:
                     pending.append(check)
             deal.checks = pending
-            if pending:
-                due.checks[deal_id] = min(check.deadline for check in pending)
             state.deals.put(deal_id, deal)
             changed = True
-        state.next_check = due.earliest()
+        state.next_check = self._earliest(state, self.tasks_clock)
         return changed
+
+    @staticmethod
+    def _earliest(state: ManagerState, clock: dict[bytes, float]) -> float:
+        return min(
+            (at for items in (state.tasks, state.deals) for _, at in items.alarms(clock)),
+            default=float("inf"),
+        )
 
     def _settle_waiting_deals(self, state: ManagerState, clock: float) -> bool:
         """Apply stage changes whose deal's creation did not come within the wait."""
         changed = False
-        waits = state.deadlines.waits
-        for deal_id in [name for name, at in waits.items() if at < clock]:
-            del waits[deal_id]
+        for deal_id in [name for name, at in state.deals.alarms(self.deals_clock) if at < clock]:
             deal = state.deals.peek(deal_id)
             if deal is None or not deal.pending:
                 continue  # its creation came meanwhile
@@ -212,25 +225,13 @@ class Aggregator:
             self._replay_pending(state, str(deal_id), deal)
             state.shift(before, deal.open_cells())
             changed = True
-        state.next_deal_check = min(waits.values(), default=float("inf"))
+        state.next_deal_check = self._earliest(state, self.deals_clock)
         return changed
 
     def index(self, state: ManagerState) -> None:
-        """Find the deadlines of a manager's items again (after its state is restored)."""
-        due = state.deadlines
-        due.clear()
-        for task_id, task in state.tasks.peek_all():
-            if task.is_open and not task.overdue and task.due_at is not None:
-                due.tasks[task_id] = task.due_at + self.allowance
-            elif not task.created and task.completed_at is not None and not task.completion_counted:
-                due.tasks[task_id] = task.completed_at + self.creation_wait
-        for deal_id, deal in state.deals.peek_all():
-            if deal.checks:
-                due.checks[deal_id] = min(check.deadline for check in deal.checks)
-            if deal.pending:
-                due.waits[deal_id] = min(at for _, _, at in deal.pending) + self.creation_wait
-        state.next_check = due.earliest()
-        state.next_deal_check = min(due.waits.values(), default=float("inf"))
+        """Find a manager's next deadlines again (after its state is restored)."""
+        state.next_check = self._earliest(state, self.tasks_clock)
+        state.next_deal_check = self._earliest(state, self.deals_clock)
 
     def _replay_pending(self, state: ManagerState, deal_id: str, deal: DealState) -> None:
         pending, deal.pending = sorted(deal.pending, key=lambda entry: entry[2]), []
@@ -348,7 +349,6 @@ class Aggregator:
             # Wait a little for the creation, which carries product and channel.
             deal.pending.append((event.to_stage, event.amount, at))
             first = min(entry[2] for entry in deal.pending)
-            state.deadlines.waits[event.deal_id] = first + self.creation_wait
             state.next_deal_check = min(state.next_deal_check, first + self.creation_wait)
             return
         self._enter_stage(state, event.deal_id, deal, event.to_stage, event.amount, at, periods)
@@ -435,8 +435,6 @@ class Aggregator:
                 self._count_regulation(state, deal.pipeline, check, "met")
                 return
         deal.checks.append(check)
-        checks = state.deadlines.checks
-        checks[deal_id] = min(checks.get(deal_id, check.deadline), check.deadline)
         state.next_check = min(state.next_check, check.deadline)
 
     @staticmethod
@@ -477,7 +475,6 @@ class Aggregator:
             state.add(("tasks_overdue_total", task.task_type))  # confirmed before created
             self._add_period(self._task_periods_at(state, task.due_at), ("tasks_overdue",))
         else:
-            state.deadlines.tasks[event.task_id] = task.due_at + self.allowance
             state.next_check = min(state.next_check, task.due_at + self.allowance)
         deal_id = event.deal_id
         deal = state.deals.peek(deal_id) if deal_id else None
@@ -491,11 +488,6 @@ class Aggregator:
             if len(pending) < len(deal.checks):
                 deal.checks = pending
                 state.deals.put(deal_id, deal)
-                checks = state.deadlines.checks
-                if pending:
-                    checks[deal_id] = min(check.deadline for check in pending)
-                else:
-                    checks.pop(deal_id, None)
 
     def _task_completed(self, state: ManagerState, event: TaskCompleted, at: float) -> None:
         task = state.tasks.get(event.task_id)
@@ -507,9 +499,7 @@ class Aggregator:
         task.completed_at = at
         if task.created:
             self._count_completion(state, task)
-            state.deadlines.tasks.pop(event.task_id, None)
         else:
-            state.deadlines.tasks[event.task_id] = at + self.creation_wait
             state.next_check = min(state.next_check, at + self.creation_wait)
 
     def _count_completion(self, state: ManagerState, task: TaskState) -> None:
@@ -537,7 +527,6 @@ class Aggregator:
             return
         if task.created:
             self._mark_overdue(state, task)
-            state.deadlines.tasks.pop(event.task_id, None)
         else:
             task.overdue = True  # counted when the creation tells its type and deadline
 

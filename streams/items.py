@@ -1,26 +1,44 @@
-"""A manager's deals, tasks or call days: decoded while in use, bytes while not.
+"""A manager's deals, tasks or call days: decoded while in use, packed while not.
 
-A worker holds every open deal and task of every manager it serves, so they
-are kept as the compact bytes of their changelog record while nothing
-touches them, and decoded on first use. What changes is marked, so the next
-changelog write carries exactly the items that changed.
+A worker holds every open deal and task of every manager it serves, so an
+item nothing touches rests as the bytes of its changelog record, and is
+decoded on first use. What changes is marked, so the next changelog write
+carries exactly the items that changed.
+
+Resting items are not kept one object each: a bytes object, its name as a
+string and a dict slot would cost more than the record itself (at a million
+keys, about 130 of every 300 bytes). They are packed side by side into a few
+byte strings per map instead, hashed by name into buckets of a few dozen
+items (BUCKET_ITEMS), and found by searching their bucket (a few kilobytes
+at most, so the search costs about what a decode does). Each entry is
+
+    \\x00 <name> \\x01 <alarms> \\x01 <record>
+
+Names are printable text (the contract's identifiers, or a call day's
+ordinal) and records are JSON behind their stamp, so neither ever holds the
+two separator bytes. ``alarms`` lists the times the item waits for (a task's
+due time, a regulation's deadline: ``Item.alarms``), so a clock passing them
+finds the items concerned without decoding any other.
 
 ``get`` is for items about to change (decoded, kept decoded, marked);
 ``peek`` only reads (decoded for the caller, nothing kept or marked).
-``pack``, after every batch, turns the items the batch decoded back into
-bytes. Left decoded until the next changelog write, a catch-up's items
-would all be objects at once (a write of a large company takes seconds,
-and batches keep running meanwhile); their many small strings, freed
-together afterwards, would leave the allocator's arenas pinned by the
-long-lived records allocated between them, and the RSS at its peak.
+``pack``, after every batch, packs the items the batch decoded again. Left
+decoded until the next changelog write, a catch-up's items would all be
+objects at once (a write of a large company takes seconds, and batches keep
+running meanwhile).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
+
+BUCKET_ITEMS = 32  # items per bucket, on average, before the buckets double
+
+Alarms = tuple[tuple[bytes, float], ...]  # (kind of wait, epoch seconds)
 
 
 class Item(Protocol):
@@ -28,6 +46,8 @@ class Item(Protocol):
 
     @property
     def closed_day(self) -> int | None: ...
+
+    def alarms(self) -> Alarms: ...
 
 
 def stamped(seq: int, closed_day: int | None, body: bytes) -> bytes:
@@ -60,49 +80,152 @@ def record_of(seq: int, item: Item | bytes) -> tuple[bytes, bytes]:
     return body, stamped(seq, item.closed_day, body)
 
 
+def _alarm_field(alarms: Alarms) -> bytes:
+    return b";".join(b"%s%r" % (kind, at) for kind, at in alarms)
+
+
+def _earliest(alarms: Iterable[tuple[bytes, float]], offsets: dict[bytes, float]) -> float | None:
+    found = None
+    for kind, at in alarms:
+        offset = offsets.get(kind)
+        if offset is not None and (found is None or at + offset < found):
+            found = at + offset
+    return found
+
+
+def _parsed(field: bytes) -> Iterator[tuple[bytes, float]]:
+    for part in field.split(b";"):
+        yield part[:1], float(part[1:])
+
+
 T = TypeVar("T", bound=Item)
 Name = str | int  # a deal or task id, or a call day's ordinal
 
 
 CHANGED, DELETED = True, False
+_START, _NEXT = b"\x00", b"\x01"
+_ALARMED = re.compile(rb"\x00([^\x01]*)\x01([^\x01]+)\x01")
+_CLOSED = re.compile(rb"\x00([^\x01]*)\x01[^\x01]*\x01\d+\|(\d+)\|")
 
 
 class Items(Generic[T]):
-    __slots__ = ("_from_list", "_loose", "_marks", "_values", "kind")
+    __slots__ = (
+        "_buckets",
+        "_count",
+        "_from_list",
+        "_int_names",
+        "_loose",
+        "_marks",
+        "_values",
+        "kind",
+    )
 
     def __init__(self, kind: bytes, from_list: Callable[[Any], T]) -> None:
         self.kind = kind
         self._from_list = from_list
-        self._values: dict[Name, T | bytes] = {}
+        self._int_names = kind == b"c"  # call days are named by their ordinal
+        self._values: dict[Name, T] = {}  # decoded; never also packed
+        self._buckets: list[bytes] = [b""]  # packed entries, by hash of name
+        self._count = 0  # packed entries
         # Since the last write: CHANGED (put or got) or DELETED. One small dict, not two
         # sets: every manager has three of these, most of them empty most of the time.
         self._marks: dict[Name, bool] = {}
         self._loose: list[Name] = []  # decoded since the last pack
 
+    # -- packed entries ---------------------------------------------------------
+
+    def _name_of(self, raw: bytes) -> Name:
+        return int(raw) if self._int_names else raw.decode()
+
+    def _bucket_of(self, name: Name) -> int:
+        return hash(name) & (len(self._buckets) - 1)
+
+    def _find(self, name: Name) -> tuple[int, int, int, int] | None:
+        """Where *name*'s entry is: its bucket, the entry's start, its record's start,
+        and the entry's end."""
+        text = name.encode() if isinstance(name, str) else b"%d" % name
+        index = self._bucket_of(name)
+        bucket = self._buckets[index]
+        start = bucket.find(_START + text + _NEXT)
+        if start < 0:
+            return None
+        record = bucket.index(_NEXT, start + len(text) + 2) + 1
+        end = bucket.find(_START, record)
+        return index, start, record, len(bucket) if end < 0 else end
+
+    def _packed(self, name: Name) -> bytes | None:
+        at = self._find(name)
+        if at is None:
+            return None
+        index, _, record, end = at
+        return self._buckets[index][record:end]
+
+    def _unpack(self, name: Name) -> bytes | None:
+        """Take *name*'s entry out of its bucket; its record, or None if not packed."""
+        at = self._find(name)
+        if at is None:
+            return None
+        index, start, record, end = at
+        bucket = self._buckets[index]
+        self._buckets[index] = bucket[:start] + bucket[end:]
+        self._count -= 1
+        return bucket[record:end]
+
+    def _pack(self, name: Name, raw: bytes, alarms: Alarms) -> None:
+        text = name.encode() if isinstance(name, str) else b"%d" % name
+        index = self._bucket_of(name)
+        self._buckets[index] = b"".join(
+            (self._buckets[index], _START, text, _NEXT, _alarm_field(alarms), _NEXT, raw)
+        )
+        self._count += 1
+        if self._count > BUCKET_ITEMS * len(self._buckets):
+            self._grow()
+
+    def _grow(self) -> None:
+        size = len(self._buckets) * 2
+        parts: list[list[bytes]] = [[] for _ in range(size)]
+        for bucket in self._buckets:
+            for entry in bucket.split(_START)[1:]:
+                name = self._name_of(entry[: entry.index(_NEXT)])
+                parts[hash(name) & (size - 1)].append(entry)
+        self._buckets = [_START + _START.join(part) if part else b"" for part in parts]
+
+    def _entries(self) -> Iterator[tuple[Name, bytes]]:
+        for bucket in self._buckets:
+            for entry in bucket.split(_START)[1:]:
+                split = entry.index(_NEXT)
+                yield self._name_of(entry[:split]), entry[entry.index(_NEXT, split + 1) + 1 :]
+
+    def _entry_at(self, bucket: bytes, start: int, end: int) -> tuple[Name, bytes]:
+        split = bucket.index(_NEXT, start)
+        record = bucket.index(_NEXT, split + 1) + 1
+        return self._name_of(bucket[start + 1 : split]), bucket[record:end]
+
+    def _decode(self, raw: bytes) -> T:
+        return self._from_list(orjson.loads(body_of(raw)))
+
+    # -- the processor's side ---------------------------------------------------
+
     def __len__(self) -> int:
-        return len(self._values)
+        return len(self._values) + self._count
 
     def __contains__(self, name: Name) -> bool:
-        return name in self._values
+        return name in self._values or self._find(name) is not None
 
     def names(self) -> list[Name]:
-        return list(self._values)
+        return [*self._values, *(name for name, _ in self._entries())]
 
     def decode_list(self, body: Any) -> T:
         return self._from_list(body)
-
-    def _decode(self, value: T | bytes) -> T:
-        if isinstance(value, bytes):
-            return self._from_list(orjson.loads(body_of(value)))
-        return value
 
     def get(self, name: Name) -> T | None:
         """The item, to be changed: kept decoded and written with the next write."""
         value = self._values.get(name)
         if value is None:
-            return None
-        if isinstance(value, bytes):
-            value = self._values[name] = self._decode(value)
+            raw = self._unpack(name)
+            if raw is None:
+                return None
+            value = self._values[name] = self._decode(raw)
             self._loose.append(name)
         self._marks[name] = CHANGED
         return value
@@ -110,56 +233,87 @@ class Items(Generic[T]):
     def peek(self, name: Name) -> T | None:
         """The item, only to read: nothing is kept or marked."""
         value = self._values.get(name)
-        return None if value is None else self._decode(value)
+        if value is not None:
+            return value
+        raw = self._packed(name)
+        return None if raw is None else self._decode(raw)
 
     def put(self, name: Name, item: T) -> None:
+        if name not in self._values:
+            self._unpack(name)
         self._values[name] = item
         self._marks[name] = CHANGED
         self._loose.append(name)
 
     def pack(self, seq: int) -> None:
-        """Keep the items decoded since the last pack as bytes again (stamped *seq*, a
-        write's sequence number no older than any record they came from). Their marks
-        stay: the next write still carries them."""
+        """Pack the items decoded since the last pack again (stamped *seq*, a write's
+        sequence number no older than any record they came from). Their marks stay: the
+        next write still carries them."""
         if not self._loose:
             return
         values = self._values
         for name in self._loose:
-            value = values.get(name)
-            if value is not None and not isinstance(value, bytes):
-                values[name] = record_of(seq, value)[1]
+            value = values.pop(name, None)
+            if value is not None:
+                self._pack(name, record_of(seq, value)[1], value.alarms())
         self._loose = []
 
     def delete(self, name: Name) -> None:
-        if self._values.pop(name, None) is not None:
+        if self._values.pop(name, None) is not None or self._unpack(name) is not None:
             self._marks[name] = DELETED
         elif self._marks.get(name) is CHANGED:
             del self._marks[name]
 
     def peek_all(self) -> Iterator[tuple[Name, T]]:
         """Every item, only to read (a changed one is put back with ``put``)."""
-        for name, value in list(self._values.items()):
-            yield name, self._decode(value)
+        decoded = list(self._values.items())
+        packed = list(self._entries())
+        yield from decoded
+        for name, raw in packed:
+            yield name, self._decode(raw)
 
     def peek_containing(self, needle: bytes) -> Iterator[tuple[Name, T]]:
         """Items that may mention *needle* (decoded ones, and records containing it)."""
-        # Matched in one pass over the values (a manager may hold hundreds of items and
-        # this runs on every regulated stage entry); only the matches are decoded.
-        found = [
-            (name, value)
-            for name, value in self._values.items()
-            if not isinstance(value, bytes) or needle in value
-        ]
+        # Searched for in each bucket at C speed (a manager may hold hundreds of items
+        # and this runs on every regulated stage entry); only the matches are decoded.
+        found: list[tuple[Name, T | bytes]] = list(self._values.items())
+        for bucket in self._buckets:
+            at = bucket.find(needle)
+            while at >= 0:
+                start = bucket.rfind(_START, 0, at)
+                end = bucket.find(_START, at)
+                end = len(bucket) if end < 0 else end
+                found.append(self._entry_at(bucket, start, end))
+                at = bucket.find(needle, end)
         for name, value in found:
-            yield name, self._decode(value)
+            yield name, value if not isinstance(value, bytes) else self._decode(value)
+
+    def alarms(self, offsets: dict[bytes, float]) -> list[tuple[Name, float]]:
+        """Each item waiting for a time, with the earliest of its waits whose kind
+        *offsets* names, that offset added; no packed item is decoded."""
+        found = []
+        for name, value in self._values.items():
+            at = _earliest(value.alarms(), offsets)
+            if at is not None:
+                found.append((name, at))
+        for bucket in self._buckets:
+            for match in _ALARMED.finditer(bucket):
+                at = _earliest(_parsed(match[2]), offsets)
+                if at is not None:
+                    found.append((self._name_of(match[1]), at))
+        return found
 
     def expired(self, cutoff: int) -> list[Name]:
         """Items closed before the local day *cutoff*."""
         found = []
         for name, value in self._values.items():
-            day = closed_day_of(value) if isinstance(value, bytes) else value.closed_day
+            day = value.closed_day
             if day is not None and day < cutoff:
                 found.append(name)
+        for bucket in self._buckets:
+            for match in _CLOSED.finditer(bucket):
+                if int(match[2]) < cutoff:
+                    found.append(self._name_of(match[1]))
         return found
 
     # -- the changelog's side ---------------------------------------------------
@@ -172,43 +326,55 @@ class Items(Generic[T]):
         changed: dict[Name, T | bytes] = {}
         deleted: set[Name] = set()
         for name, mark in self._marks.items():
-            if mark is CHANGED:
-                changed[name] = self._values[name]
-            else:
+            if mark is not CHANGED:
                 deleted.add(name)
+                continue
+            value = self._values.get(name)
+            if value is None:
+                raw = self._packed(name)
+                assert raw is not None, f"item {name!r} marked changed but not held"
+                changed[name] = raw
+            else:
+                changed[name] = value
         self._marks = {}
         return changed, deleted
 
     def mark(self, changed: Iterable[Name], deleted: set[Name]) -> None:
         """Mark again what a write that did not complete took."""
         for name in changed:
-            if name in self._values:
+            if name in self:
                 self._marks.setdefault(name, CHANGED)
         for name in deleted:
-            if name not in self._values:
+            if name not in self:
                 self._marks.setdefault(name, DELETED)
 
     def settle(self, name: Name, item: T | bytes, raw: bytes) -> None:
-        """After a write: keep *item* as its record *raw* unless it changed again."""
-        if name not in self._marks and self._values.get(name) is item:
-            self._values[name] = raw
+        """After a write: pack *item* as its record *raw* unless it changed again (a
+        packed one stays as it is)."""
+        if (
+            not isinstance(item, bytes)
+            and name not in self._marks
+            and self._values.get(name) is item
+        ):
+            del self._values[name]
+            self._pack(name, raw, item.alarms())
 
     def restore(self, name: Name, raw: bytes | None) -> None:
         """A record read from the changelog (None: deleted); nothing is marked."""
-        if raw is None:
-            self._values.pop(name, None)
-        else:
-            self._values[name] = raw
+        if self._values.pop(name, None) is None:
+            self._unpack(name)
+        if raw is not None:
+            self._pack(name, raw, self._decode(raw).alarms())
 
     def raw(self, name: Name) -> bytes | None:
-        value = self._values.get(name)
-        return value if isinstance(value, bytes) else None
+        """The record *name* rests as (None if it is decoded now, or not held)."""
+        return None if name in self._values else self._packed(name)
 
     def adopt(self, name: Name, item: T | None) -> None:
         """The newer copy from the core record (None: deleted): kept and marked, so the
         next write gives it its own record again."""
         if item is None:
-            if self._values.pop(name, None) is not None:
+            if self._values.pop(name, None) is not None or self._unpack(name) is not None:
                 self._marks[name] = DELETED
             return
         self.put(name, item)

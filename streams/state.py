@@ -35,7 +35,7 @@ from typing import Any
 import orjson
 
 from streams.cells import CellKey, Reader, Writer, bump, spelled_cells
-from streams.items import Items, Name
+from streams.items import Alarms, Items
 
 SEP = "\x1f"
 _SEP = SEP.encode()
@@ -107,6 +107,16 @@ class DealState:
             deal.ids = items[15]
         return deal
 
+    def alarms(self) -> Alarms:
+        """What the deal waits for: its regulations' deadline (tasks clock), and the end of
+        the wait for its creation (deals clock), counted from its first early change."""
+        found: Alarms = ()
+        if self.checks:
+            found += ((CHECK_DEADLINE, min(check.deadline for check in self.checks)),)
+        if self.pending:
+            found += ((CREATION_WAIT, min(at for _, _, at in self.pending)),)
+        return found
+
     def open_cells(self) -> tuple[CellKey, ...]:
         """The current-state gauge cells this deal counts in."""
         if self.outcome is None and self.stage is not None:
@@ -154,6 +164,15 @@ class TaskState:
     def is_open(self) -> bool:
         return self.created and self.completed_at is None
 
+    def alarms(self) -> Alarms:
+        """What the task waits for: its due time while open (then it is overdue, after the
+        allowance), or, completed before its creation came, the end of that wait."""
+        if self.is_open and not self.overdue and self.due_at is not None:
+            return ((TASK_DUE, self.due_at),)
+        if not self.created and self.completed_at is not None and not self.completion_counted:
+            return ((COMPLETION_WAIT, self.completed_at),)
+        return ()
+
     def open_cells(self) -> tuple[CellKey, ...]:
         if not self.is_open:
             return ()
@@ -161,6 +180,12 @@ class TaskState:
             return OPEN_TASK, OPEN_OVERDUE_TASK
         return (OPEN_TASK,)
 
+
+# Kinds of Item.alarms: what an item waits for, each passed by the clock named.
+TASK_DUE = b"o"  # tasks clock, plus the overdue allowance
+COMPLETION_WAIT = b"w"  # tasks clock, plus the creation wait
+CHECK_DEADLINE = b"c"  # tasks clock
+CREATION_WAIT = b"p"  # deals clock, plus the creation wait
 
 OPEN_TASK: CellKey = ("open_tasks",)
 OPEN_OVERDUE_TASK: CellKey = ("open_tasks_overdue",)
@@ -178,6 +203,9 @@ class CallIds:
     def closed_day(self) -> int:
         return self.day
 
+    def alarms(self) -> Alarms:
+        return ()
+
     def to_list(self) -> list[Any]:
         return [self.day, sorted(self.ids)]
 
@@ -192,30 +220,6 @@ class OpenPeriod:
 
     end: float  # epoch seconds, exclusive
     cells: dict[CellKey, float] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class Deadlines:
-    """A manager's items that wait for a clock, and until when: tasks due (or a creation
-    waited for), deals with regulation checks, deals waiting for their creation.
-
-    Kept in memory only, and found again from the items when a manager's state is
-    restored, so that passing a deadline looks at those items alone."""
-
-    tasks: dict[Name, float] = field(default_factory=dict)
-    checks: dict[Name, float] = field(default_factory=dict)
-    waits: dict[Name, float] = field(default_factory=dict)
-
-    def earliest(self) -> float:
-        return min(
-            min(self.tasks.values(), default=float("inf")),
-            min(self.checks.values(), default=float("inf")),
-        )
-
-    def clear(self) -> None:
-        self.tasks.clear()
-        self.checks.clear()
-        self.waits.clear()
 
 
 def _deal_items() -> Items[DealState]:
@@ -246,13 +250,14 @@ class ManagerState:
     histograms: dict[CellKey, list[float]] = field(default_factory=dict)
     # Current state, kept as items change: open deals per stage, open (overdue) tasks.
     gauges: dict[CellKey, float] = field(default_factory=dict)
-    next_check: float = float("inf")  # earliest task or regulation deadline (tasks clock)
-    next_deal_check: float = float("inf")  # earliest end of a creation wait (deals clock)
+    # Never after the earliest task or regulation deadline (tasks clock), or the earliest
+    # end of a creation wait (deals clock): passing one looks at the items' alarms.
+    next_check: float = float("inf")
+    next_deal_check: float = float("inf")
     labels: dict[str, list[str]] = field(default_factory=dict)  # admitted free-text values
     deals: Items[DealState] = field(default_factory=_deal_items)
     tasks: Items[TaskState] = field(default_factory=_task_items)
     calls: Items[CallIds] = field(default_factory=_call_items)  # keyed by local day ordinal
-    deadlines: Deadlines = field(default_factory=Deadlines)
 
     def add(self, cell: CellKey, amount: float = 1.0) -> None:
         bump(self.counters, cell, amount)

@@ -46,7 +46,7 @@ Send = tuple[int, bytes, bytes | None]  # partition, key, value (None: delete)
 _CORE_FIELDS = tuple(
     name
     for name in ManagerState.__slots__
-    if name not in ("manager_id", "partition", "deals", "tasks", "calls", "deadlines")
+    if name not in ("manager_id", "partition", "deals", "tasks", "calls")
 )
 _SEQ = re.compile(rb'"q":(\d+)')
 
@@ -114,7 +114,7 @@ class Write:
 class StateStore:
     def __init__(self) -> None:
         self._partitions: dict[int, Partition] = {}
-        # Called with a manager whose state was just restored (to index its deadlines).
+        # Called with a manager whose state was just restored (to find its next deadlines).
         self.restored: Callable[[ManagerState], None] = lambda state: None
         # Managers touched since the last pack, whose decoded items pack turns to bytes.
         self._loose: dict[tuple[int, str], ManagerState] = {}
