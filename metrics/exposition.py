@@ -15,7 +15,7 @@ as two scrapes would be.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 
 from metrics.collector import (
@@ -272,7 +272,7 @@ class StateExposition:
 def _series(states: list[ManagerState], source: str, short: str) -> dict[Labels, float]:
     summed: dict[Labels, float] = {}
     for state in states:
-        cells: dict[Labels, float] = getattr(state, source)
+        cells: Mapping[Labels, float] = getattr(state, source)
         for cell, value in cells.items():
             if cell[0] == short:
                 labels = cell[1:]
@@ -281,7 +281,7 @@ def _series(states: list[ManagerState], source: str, short: str) -> dict[Labels,
 
 
 def _sum_processor(
-    totals: dict[str, dict[Labels, float]], cells: dict[Labels, float], partition: str
+    totals: dict[str, dict[Labels, float]], cells: Mapping[Labels, float], partition: str
 ) -> None:
     for cell, value in cells.items():
         series = totals.get(cell[0])

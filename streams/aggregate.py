@@ -36,7 +36,7 @@ from schemas.events import (
     TaskOverdue,
 )
 from streams.buckets import observe
-from streams.cells import CellKey, bump
+from streams.cells import CellKey
 from streams.intake import Rejection
 from streams.periods import Period, periods_of
 from streams.state import (
@@ -267,7 +267,7 @@ class Aggregator:
     @staticmethod
     def _add_period(periods: list[OpenPeriod], cell: CellKey, amount: float = 1.0) -> None:
         for period in periods:
-            bump(period.cells, cell, amount)
+            period.cells.add(cell, amount)
 
     def _expire_periods(self, state: ManagerState) -> None:
         """Forget periods every stream has closed."""

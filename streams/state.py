@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from streams.cells import CellKey, Reader, Writer, bump, spelled_cells
+from streams.cells import CellKey, Cells, Reader, Writer, spelled_cells
 from streams.items import Alarms, Items
 
 SEP = "\x1f"
@@ -219,7 +219,7 @@ class OpenPeriod:
     """A calendar period that can still change: its end and its gauge cells."""
 
     end: float  # epoch seconds, exclusive
-    cells: dict[CellKey, float] = field(default_factory=dict)
+    cells: Cells = field(default_factory=Cells)
 
 
 def _deal_items() -> Items[DealState]:
@@ -244,12 +244,12 @@ class ManagerState:
     # independently and may be minutes or days apart after a catch-up, so lateness
     # and deadlines are judged per stream, never by another topic's progress.
     stream_watermarks: dict[str, float] = field(default_factory=dict)
-    counters: dict[CellKey, float] = field(default_factory=dict)
+    counters: Cells = field(default_factory=Cells)
     periods: dict[str, OpenPeriod] = field(default_factory=dict)
     # (histogram, *labels) -> [count per bucket..., sum, count]
     histograms: dict[CellKey, list[float]] = field(default_factory=dict)
     # Current state, kept as items change: open deals per stage, open (overdue) tasks.
-    gauges: dict[CellKey, float] = field(default_factory=dict)
+    gauges: Cells = field(default_factory=Cells)
     # Never after the earliest task or regulation deadline (tasks clock), or the earliest
     # end of a creation wait (deals clock): passing one looks at the items' alarms.
     next_check: float = float("inf")
@@ -260,7 +260,7 @@ class ManagerState:
     calls: Items[CallIds] = field(default_factory=_call_items)  # keyed by local day ordinal
 
     def add(self, cell: CellKey, amount: float = 1.0) -> None:
-        bump(self.counters, cell, amount)
+        self.counters.add(cell, amount)
 
     def shift(self, before: tuple[CellKey, ...], after: tuple[CellKey, ...]) -> None:
         """Move an item's contribution to the current-state gauges."""
@@ -269,11 +269,11 @@ class ManagerState:
         gauges = self.gauges
         for cell in before:
             if gauges.get(cell, 0.0) > 1.0:
-                bump(gauges, cell, -1.0)
+                gauges.add(cell, -1.0)
             else:
                 gauges.pop(cell, None)
         for cell in after:
-            bump(gauges, cell)
+            gauges.add(cell)
 
     def item_maps(self) -> tuple[Items[DealState], Items[TaskState], Items[CallIds]]:
         return self.deals, self.tasks, self.calls
@@ -294,7 +294,7 @@ class RejectedState:
     topic: str
     partition: int
     offset: int = -1
-    counters: dict[CellKey, float] = field(default_factory=dict)
+    counters: Cells = field(default_factory=Cells)
 
 
 @dataclass(slots=True)
@@ -400,10 +400,10 @@ class CoreRecord:
 def _manager_of(
     body: dict[str, Any],
     *,
-    counters: dict[CellKey, float],
+    counters: Cells,
     periods: dict[str, OpenPeriod],
     histograms: dict[CellKey, list[float]],
-    gauges: dict[CellKey, float],
+    gauges: Cells,
 ) -> ManagerState:
     """A manager's state from the fields every format of its core record spells alike."""
     return ManagerState(
@@ -448,7 +448,7 @@ def _decode_core_v1(body: dict[str, Any]) -> CoreRecord:
             key: OpenPeriod(end, spelled_cells(rows)) for key, (end, rows) in body["P"].items()
         },
         histograms={tuple(row[:-1]): row[-1] for row in body["h"]},
-        gauges={},  # format 1 had none: rebuilt from the deals and tasks below
+        gauges=Cells(),  # format 1 had none: rebuilt from the deals and tasks below
     )
     deals = {deal_id: DealState.from_list(items) for deal_id, items in body["d"].items()}
     tasks = {task_id: TaskState.from_list(items) for task_id, items in body["t"].items()}

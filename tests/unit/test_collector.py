@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from metrics.exposition import StateExposition
 from salespulse.settings import Settings
+from streams.cells import Cells
 from streams.state import ManagerState, OpenPeriod, Record, RejectedState
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -158,8 +159,8 @@ def test_no_records_no_state_samples_only_configuration() -> None:
 
 def test_two_managers_numbers_never_mix() -> None:
     one, two = busy_manager("m-1", scale=1), busy_manager("m-2", scale=10)
-    one.periods[CURRENT["day"]] = OpenPeriod(0.0, {("calls", "true"): 3})
-    two.periods[CURRENT["day"]] = OpenPeriod(0.0, {("calls", "true"): 30})
+    one.periods[CURRENT["day"]] = OpenPeriod(0.0, Cells({("calls", "true"): 3}))
+    two.periods[CURRENT["day"]] = OpenPeriod(0.0, Cells({("calls", "true"): 30}))
 
     result = scrape([one, two])
 
@@ -215,21 +216,25 @@ def test_events_total_is_summed_across_managers_and_rejections_per_partition() -
         "crm.calls",
         0,
         offset=17,
-        counters={
-            ("events_total", "crm.calls", "invalid", "rejected"): 3,
-            ("events_rejected_total", "crm.calls", "invalid_json"): 3,
-        },
+        counters=Cells(
+            {
+                ("events_total", "crm.calls", "invalid", "rejected"): 3,
+                ("events_rejected_total", "crm.calls", "invalid_json"): 3,
+            }
+        ),
     )
     rejected_calls_other_partition = RejectedState(
         "crm.calls",
         1,
         offset=4,
-        counters={
-            ("events_total", "crm.calls", "invalid", "rejected"): 2,
-            ("events_total", "crm.calls", "call.ended", "rejected"): 1,
-            ("events_rejected_total", "crm.calls", "invalid_json"): 2,
-            ("events_rejected_total", "crm.calls", "schema_violation"): 1,
-        },
+        counters=Cells(
+            {
+                ("events_total", "crm.calls", "invalid", "rejected"): 2,
+                ("events_total", "crm.calls", "call.ended", "rejected"): 1,
+                ("events_rejected_total", "crm.calls", "invalid_json"): 2,
+                ("events_rejected_total", "crm.calls", "schema_violation"): 1,
+            }
+        ),
     )
 
     result = scrape([one, two, rejected_calls, rejected_calls_other_partition])
@@ -265,7 +270,10 @@ def test_events_total_has_no_manager_label() -> None:
 
 def test_rejected_records_alone_create_no_manager_series() -> None:
     rejected_only = RejectedState(
-        "crm.deals", 2, offset=1, counters={("events_total", "crm.deals", "invalid", "rejected"): 1}
+        "crm.deals",
+        2,
+        offset=1,
+        counters=Cells({("events_total", "crm.deals", "invalid", "rejected"): 1}),
     )
 
     result = scrape([rejected_only])
@@ -314,19 +322,25 @@ def test_period_gauges_export_zeros_for_known_label_values() -> None:
 
 def test_period_gauges_show_the_current_local_period() -> None:
     state = manager("m-1")
-    state.periods[CURRENT["day"]] = OpenPeriod(0.0, {("calls", "true"): 1, ("won_amount",): 10})
-    state.periods[CURRENT["week"]] = OpenPeriod(0.0, {("calls", "true"): 5, ("won_amount",): 50})
+    state.periods[CURRENT["day"]] = OpenPeriod(
+        0.0, Cells({("calls", "true"): 1, ("won_amount",): 10})
+    )
+    state.periods[CURRENT["week"]] = OpenPeriod(
+        0.0, Cells({("calls", "true"): 5, ("won_amount",): 50})
+    )
     state.periods[CURRENT["month"]] = OpenPeriod(
         0.0,
-        {
-            ("calls", "true"): 20,
-            ("calls", "false"): 4,
-            ("won_amount",): 200,
-            ("deals_created",): 9,
-            ("deals_closed", "won"): 3,
-            ("deals_closed", "lost"): 2,
-            ("call_duration_seconds",): 3600,
-        },
+        Cells(
+            {
+                ("calls", "true"): 20,
+                ("calls", "false"): 4,
+                ("won_amount",): 200,
+                ("deals_created",): 9,
+                ("deals_closed", "won"): 3,
+                ("deals_closed", "lost"): 2,
+                ("call_duration_seconds",): 3600,
+            }
+        ),
     )
 
     result = scrape([state])
@@ -355,8 +369,8 @@ def test_a_past_period_does_not_leak_into_the_current_one() -> None:
     state = manager("m-1")
     # The UTC day and week of CLOCK are already the past in Berlin.
     for key in PAST.values():
-        state.periods[key] = OpenPeriod(0.0, {("calls", "true"): 99, ("deals_created",): 99})
-    state.periods[CURRENT["day"]] = OpenPeriod(0.0, {("calls", "true"): 1})
+        state.periods[key] = OpenPeriod(0.0, Cells({("calls", "true"): 99, ("deals_created",): 99}))
+    state.periods[CURRENT["day"]] = OpenPeriod(0.0, Cells({("calls", "true"): 1}))
 
     result = scrape([state])
 
@@ -372,9 +386,9 @@ def test_a_new_month_starts_at_local_midnight() -> None:
     # 23:30 UTC on 30 November is 00:30 on 1 December in Berlin.
     clock = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)
     state = manager("m-1")
-    state.periods["month:2026-11"] = OpenPeriod(0.0, {("deals_created",): 40})
-    state.periods["day:2026-11-30"] = OpenPeriod(0.0, {("deals_created",): 2})
-    state.periods["week:2026-W49"] = OpenPeriod(0.0, {("deals_created",): 7})
+    state.periods["month:2026-11"] = OpenPeriod(0.0, Cells({("deals_created",): 40}))
+    state.periods["day:2026-11-30"] = OpenPeriod(0.0, Cells({("deals_created",): 2}))
+    state.periods["week:2026-W49"] = OpenPeriod(0.0, Cells({("deals_created",): 7}))
 
     result = scrape([state], clock=clock)
 
@@ -387,7 +401,7 @@ def test_a_new_month_starts_at_local_midnight() -> None:
 
 def test_the_same_record_reads_differently_by_clock() -> None:
     state = manager("m-1")
-    state.periods["day:2026-11-22"] = OpenPeriod(0.0, {("calls", "false"): 6})
+    state.periods["day:2026-11-22"] = OpenPeriod(0.0, Cells({("calls", "false"): 6}))
     series = labels(manager="m-1", window="day", answered="false")
     before_local_midnight = datetime(2026, 11, 22, 22, 59, tzinfo=UTC)  # 23:59 in Berlin
 
