@@ -268,6 +268,7 @@ def build_app(settings: Settings) -> Runtime:
         app.timer(settings.changelog_interval_seconds, name="salespulse.changelog")(write_changelog)
 
     async def give_back_memory() -> None:
+        store.rest()
         release_free_memory()
 
     app.timer(TRIM_INTERVAL_SECONDS, name="salespulse.trim")(give_back_memory)

@@ -85,6 +85,8 @@ def test_packed_items_behave_as_a_map(seed: int) -> None:
             assert items.peek(name) == model.get(name)
         if rng.random() < 0.2:
             items.pack(step)
+        if rng.random() < 0.05:
+            items.rest()  # compresses when nothing used the map since the last call
         assert len(items) == len(model)
         assert (name in items) == (name in model)
     items.pack(9999)
@@ -104,6 +106,26 @@ def test_packed_items_behave_as_a_map(seed: int) -> None:
         raw = items.raw(held)
         assert raw is not None
         assert seq_of(raw) <= 9999
+
+
+def test_items_at_rest_are_compressed_and_read_as_before() -> None:
+    rng = random.Random(7)
+    items: Items[TaskState] = Items(b"t", TaskState.from_list)
+    tasks: dict[Name, TaskState] = {f"T-{n}": a_task(rng) for n in range(100)}
+    for name, task in tasks.items():
+        items.put(name, task)
+    items.pack(1)
+    resting = sum(map(len, items._buckets))
+    assert items.rest() == 0  # used since the last call: kept as it is
+    saved = items.rest()
+    assert saved > resting / 2
+    assert sum(map(len, items._buckets)) == resting - saved
+    assert items.rest() == 0  # already at rest
+    offsets = {TASK_DUE: 0.0, COMPLETION_WAIT: 0.0}
+    assert sorted(items.alarms(offsets)) == expected_alarms(tasks, offsets)
+    assert dict(items.peek_all()) == tasks
+    assert sum(map(len, items._buckets)) == resting  # in use again
+    assert items.rest() == 0
 
 
 def test_a_packed_item_is_found_by_its_whole_name_only() -> None:

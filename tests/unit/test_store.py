@@ -99,6 +99,8 @@ def run_through(
             part = [message for t, message in batch if t == topic]
             if part:
                 h.processor.process(topic, part)
+        if rng is not None and rng.random() < 0.3:
+            h.store.rest()  # managers no batch touched since the last call are compressed
         steps = rng.choice([1, 2, 3, 3, 3]) if rng else 3
         h.persist(steps=steps)
         if steps < 3:
