@@ -174,6 +174,10 @@ class Aggregator:
         if tasks_clock < state.next_check:
             return changed
         clock = tasks_clock
+        soonest = self._earliest(state, self.tasks_clock)
+        if soonest >= clock:  # what set next_check was settled or completed meanwhile
+            state.next_check = soonest
+            return changed
         for task_id in [name for name, at in state.tasks.alarms(self.tasks_clock) if at < clock]:
             task = state.tasks.peek(task_id)
             if task is None:
@@ -207,14 +211,15 @@ class Aggregator:
 
     @staticmethod
     def _earliest(state: ManagerState, clock: dict[bytes, float]) -> float:
-        return min(
-            (at for items in (state.tasks, state.deals) for _, at in items.alarms(clock)),
-            default=float("inf"),
-        )
+        return min(state.tasks.soonest(clock), state.deals.soonest(clock))
 
     def _settle_waiting_deals(self, state: ManagerState, clock: float) -> bool:
         """Apply stage changes whose deal's creation did not come within the wait."""
         changed = False
+        soonest = state.deals.soonest(self.deals_clock)
+        if soonest >= clock:  # what set next_deal_check was settled meanwhile
+            state.next_deal_check = soonest
+            return changed
         for deal_id in [name for name, at in state.deals.alarms(self.deals_clock) if at < clock]:
             deal = state.deals.peek(deal_id)
             if deal is None or not deal.pending:

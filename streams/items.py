@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import re
 import zlib
+from array import array
+from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -125,6 +127,7 @@ class Items(Generic[T]):
         "_int_names",
         "_loose",
         "_marks",
+        "_times",
         "_used",
         "_values",
         "kind",
@@ -139,6 +142,8 @@ class Items(Generic[T]):
         self._count = 0  # packed entries
         self._cold = False  # the buckets are compressed (see rest)
         self._used = False  # buckets used since the last rest
+        # The packed entries' alarm times, sorted, by kind: the soonest without a search.
+        self._times: dict[bytes, array[float]] = {}
         # Since the last write: CHANGED (put or got) or DELETED. One small dict, not two
         # sets: every manager has three of these, most of them empty most of the time.
         self._marks: dict[Name, bool] = {}
@@ -174,24 +179,25 @@ class Items(Generic[T]):
     def _bucket_of(self, name: Name) -> int:
         return hash(name) & (len(self._buckets) - 1)
 
-    def _find(self, name: Name) -> tuple[int, int, int, int] | None:
-        """Where *name*'s entry is: its bucket, the entry's start, its record's start,
-        and the entry's end."""
+    def _find(self, name: Name) -> tuple[int, int, int, int, int] | None:
+        """Where *name*'s entry is: its bucket, the entry's start, its alarms' start, its
+        record's start, and the entry's end."""
         text = name.encode() if isinstance(name, str) else b"%d" % name
         index = self._bucket_of(name)
         bucket = self._open()[index]
         start = bucket.find(_START + text + _NEXT)
         if start < 0:
             return None
-        record = bucket.index(_NEXT, start + len(text) + 2) + 1
+        alarms = start + len(text) + 2
+        record = bucket.index(_NEXT, alarms) + 1
         end = bucket.find(_START, record)
-        return index, start, record, len(bucket) if end < 0 else end
+        return index, start, alarms, record, len(bucket) if end < 0 else end
 
     def _packed(self, name: Name) -> bytes | None:
         at = self._find(name)
         if at is None:
             return None
-        index, _, record, end = at
+        index, _, _, record, end = at
         return self._buckets[index][record:end]
 
     def _unpack(self, name: Name) -> bytes | None:
@@ -199,10 +205,14 @@ class Items(Generic[T]):
         at = self._find(name)
         if at is None:
             return None
-        index, start, record, end = at
+        index, start, alarms, record, end = at
         bucket = self._buckets[index]
         self._buckets[index] = bucket[:start] + bucket[end:]
         self._count -= 1
+        if record - 1 > alarms:
+            for kind, moment in _parsed(bucket[alarms : record - 1]):
+                times = self._times[kind]
+                del times[bisect_left(times, moment)]
         return bucket[record:end]
 
     def _pack(self, name: Name, raw: bytes, alarms: Alarms) -> None:
@@ -213,6 +223,11 @@ class Items(Generic[T]):
             (self._buckets[index], _START, text, _NEXT, _alarm_field(alarms), _NEXT, raw)
         )
         self._count += 1
+        for kind, moment in alarms:
+            times = self._times.get(kind)
+            if times is None:
+                times = self._times[kind] = array("d")
+            insort(times, moment)
         if self._count > BUCKET_ITEMS * len(self._buckets):
             self._grow()
 
@@ -322,6 +337,19 @@ class Items(Generic[T]):
                 at = bucket.find(needle, end)
         for name, value in found:
             yield name, value if not isinstance(value, bytes) else self._decode(value)
+
+    def soonest(self, offsets: dict[bytes, float]) -> float:
+        """The earliest of ``alarms`` (infinity if none), without a search."""
+        found = float("inf")
+        for value in self._values.values():
+            at = _earliest(value.alarms(), offsets)
+            if at is not None and at < found:
+                found = at
+        for kind, times in self._times.items():
+            offset = offsets.get(kind)
+            if offset is not None and times and times[0] + offset < found:
+                found = times[0] + offset
+        return found
 
     def alarms(self, offsets: dict[bytes, float]) -> list[tuple[Name, float]]:
         """Each item waiting for a time, with the earliest of its waits whose kind

@@ -88,6 +88,8 @@ def test_packed_items_behave_as_a_map(seed: int) -> None:
         if rng.random() < 0.05:
             items.rest()  # compresses when nothing used the map since the last call
         assert len(items) == len(model)
+        soonest = min((at for _, at in expected_alarms(model, offsets)), default=float("inf"))
+        assert items.soonest(offsets) == soonest
         assert (name in items) == (name in model)
     items.pack(9999)
     assert len(items._buckets) > 1  # they doubled on the way
@@ -178,3 +180,5 @@ def test_a_deal_waits_for_its_regulations_and_its_creation_on_different_clocks()
             deals.pack(1)
         assert deals.alarms({CHECK_DEADLINE: 0.0}) == [("D-checked", 300.0)]
         assert deals.alarms({CREATION_WAIT: 30.0}) == [("D-waiting", 70.0)]
+        assert deals.soonest({CHECK_DEADLINE: 0.0, CREATION_WAIT: 30.0}) == 70.0
+        assert deals.soonest({TASK_DUE: 0.0}) == float("inf")
