@@ -46,6 +46,11 @@ def slot_of(cell: CellKey) -> int:
     return slot
 
 
+def key_of(cell: CellKey) -> CellKey:
+    """The one tuple of this process for *cell*."""
+    return _CELLS[slot_of(cell)]
+
+
 class _Items(ItemsView[CellKey, float]):
     _mapping: Cells
 
@@ -91,33 +96,25 @@ class Cells(MutableMapping[CellKey, float]):
             raise KeyError(cell)
         return self._values[at]
 
+    def _place(self, cell: CellKey) -> int:
+        """Where *cell* is, added at 0 if it was not there."""
+        slot = slot_of(cell)
+        slots = self._slots
+        at = bisect_left(slots, slot)
+        if at == len(slots) or slots[at] != slot:
+            slots.insert(at, slot)
+            self._values.insert(at, 0.0)
+        return at
+
     def add(self, cell: CellKey, amount: float = 1.0) -> None:
         """Add *amount* to a cell (a counter, a period's or a gauge's; new ones start at 0)."""
-        slot = slot_of(cell)
-        slots = self._slots
-        at = bisect_left(slots, slot)
-        if at < len(slots) and slots[at] == slot:
-            self._values[at] += amount
-        else:
-            slots.insert(at, slot)
-            self._values.insert(at, amount)
+        self._values[self._place(cell)] += amount
 
     def __setitem__(self, cell: CellKey, value: float) -> None:
-        slot = slot_of(cell)
-        slots = self._slots
-        at = bisect_left(slots, slot)
-        if at < len(slots) and slots[at] == slot:
-            self._values[at] = value
-        else:
-            slots.insert(at, slot)
-            self._values.insert(at, value)
+        self._values[self._place(cell)] = value
 
     def __delitem__(self, cell: CellKey) -> None:
-        at = self._position(cell)
-        if at < 0:
-            raise KeyError(cell)
-        del self._slots[at]
-        del self._values[at]
+        self.pop(cell)
 
     def pop(self, cell: CellKey, default: Any = _MISSING) -> Any:
         at = self._position(cell)
@@ -159,7 +156,7 @@ def _positions(cell: CellKey) -> tuple[int, ...]:
                 position = _POSITIONS[text] = len(_STRINGS)
                 _STRINGS.append(text)
             positions.append(position)
-        found = _KEY_POSITIONS[_CELLS[slot_of(cell)]] = tuple(positions)
+        found = _KEY_POSITIONS[key_of(cell)] = tuple(positions)
     return found
 
 
@@ -199,7 +196,7 @@ class Reader:
 
     def series(self, rows: list[list[Any]]) -> dict[CellKey, list[float]]:
         strings = self._strings
-        return {_CELLS[slot_of(tuple(strings[p] for p in row[:-1]))]: row[-1] for row in rows}
+        return {key_of(tuple(strings[p] for p in row[:-1])): row[-1] for row in rows}
 
 
 def spelled_cells(rows: list[list[Any]]) -> Cells:

@@ -176,13 +176,17 @@ class Items(Generic[T]):
     def _name_of(self, raw: bytes) -> Name:
         return int(raw) if self._int_names else raw.decode()
 
+    @staticmethod
+    def _text(name: Name) -> bytes:
+        return name.encode() if isinstance(name, str) else b"%d" % name
+
     def _bucket_of(self, name: Name) -> int:
         return hash(name) & (len(self._buckets) - 1)
 
     def _find(self, name: Name) -> tuple[int, int, int, int, int] | None:
         """Where *name*'s entry is: its bucket, the entry's start, its alarms' start, its
         record's start, and the entry's end."""
-        text = name.encode() if isinstance(name, str) else b"%d" % name
+        text = self._text(name)
         index = self._bucket_of(name)
         bucket = self._open()[index]
         start = bucket.find(_START + text + _NEXT)
@@ -216,7 +220,7 @@ class Items(Generic[T]):
         return bucket[record:end]
 
     def _pack(self, name: Name, raw: bytes, alarms: Alarms) -> None:
-        text = name.encode() if isinstance(name, str) else b"%d" % name
+        text = self._text(name)
         index = self._bucket_of(name)
         self._open()
         self._buckets[index] = b"".join(
@@ -240,16 +244,19 @@ class Items(Generic[T]):
                 parts[hash(name) & (size - 1)].append(entry)
         self._buckets = [_START + _START.join(part) if part else b"" for part in parts]
 
+    def _entry(self, entry: bytes) -> tuple[Name, bytes]:
+        """The name and record of one entry (without its leading separator)."""
+        split = entry.index(_NEXT)
+        return self._name_of(entry[:split]), entry[entry.index(_NEXT, split + 1) + 1 :]
+
     def _entries(self) -> Iterator[tuple[Name, bytes]]:
         for bucket in self._open():
             for entry in bucket.split(_START)[1:]:
-                split = entry.index(_NEXT)
-                yield self._name_of(entry[:split]), entry[entry.index(_NEXT, split + 1) + 1 :]
+                yield self._entry(entry)
 
-    def _entry_at(self, bucket: bytes, start: int, end: int) -> tuple[Name, bytes]:
-        split = bucket.index(_NEXT, start)
-        record = bucket.index(_NEXT, split + 1) + 1
-        return self._name_of(bucket[start + 1 : split]), bucket[record:end]
+    def _discard(self, name: Name) -> bool:
+        """Forget *name*, decoded or packed; whether it was held."""
+        return self._values.pop(name, None) is not None or self._unpack(name) is not None
 
     def _decode(self, raw: bytes) -> T:
         return self._from_list(orjson.loads(body_of(raw)))
@@ -309,7 +316,7 @@ class Items(Generic[T]):
         self._loose = []
 
     def delete(self, name: Name) -> None:
-        if self._values.pop(name, None) is not None or self._unpack(name) is not None:
+        if self._discard(name):
             self._marks[name] = DELETED
         elif self._marks.get(name) is CHANGED:
             del self._marks[name]
@@ -333,7 +340,7 @@ class Items(Generic[T]):
                 start = bucket.rfind(_START, 0, at)
                 end = bucket.find(_START, at)
                 end = len(bucket) if end < 0 else end
-                found.append(self._entry_at(bucket, start, end))
+                found.append(self._entry(bucket[start + 1 : end]))
                 at = bucket.find(needle, end)
         for name, value in found:
             yield name, value if not isinstance(value, bytes) else self._decode(value)
@@ -424,8 +431,7 @@ class Items(Generic[T]):
 
     def restore(self, name: Name, raw: bytes | None) -> None:
         """A record read from the changelog (None: deleted); nothing is marked."""
-        if self._values.pop(name, None) is None:
-            self._unpack(name)
+        self._discard(name)
         if raw is not None:
             self._pack(name, raw, self._decode(raw).alarms())
 
@@ -437,7 +443,7 @@ class Items(Generic[T]):
         """The newer copy from the core record (None: deleted): kept and marked, so the
         next write gives it its own record again."""
         if item is None:
-            if self._values.pop(name, None) is not None or self._unpack(name) is not None:
+            if self._discard(name):
                 self._marks[name] = DELETED
             return
         self.put(name, item)

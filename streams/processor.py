@@ -135,12 +135,11 @@ class Processor:
                 continue
             state.offset = message.offset
             event_type = letter.rejection.event_type or "invalid"
-            cells = state.counters
             for cell in (
                 ("events_total", letter.topic, event_type, "rejected"),
                 ("events_rejected_total", letter.topic, letter.rejection.reason),
             ):
-                cells[cell] = cells.get(cell, 0.0) + 1.0
+                state.counters.add(cell)
             self.store.put_rejected(state)
 
     def _admit(self, partition: int, manager_id: str) -> bool:
