@@ -267,7 +267,7 @@ async def _until(probe: Any, what: str, within: float = 60.0) -> None:
         await asyncio.sleep(0.05)
 
 
-def test_nothing_answered_202_is_lost_when_the_broker_stalls(broker: EmbeddedBroker) -> None:
+def stall_the_broker_under_two_gateways(broker: EmbeddedBroker) -> None:
     """The broker is stopped (SIGSTOP) while two gateways send back to back.
 
     Defined behaviour: a request waits up to publish_timeout_seconds for the
@@ -336,6 +336,10 @@ def test_nothing_answered_202_is_lost_when_the_broker_stalls(broker: EmbeddedBro
     assert all(a[2].get("Retry-After") for a in unavailable)
     confirmed = [i for sender in senders for a in sender.answers if a[0] == 202 for i in a[1]]
     read_event_ids(broker.bootstrap, TOPICS, confirmed, timeout=90)
+
+
+def test_nothing_answered_202_is_lost_when_the_broker_stalls(broker: EmbeddedBroker) -> None:
+    stall_the_broker_under_two_gateways(broker)
 
 
 def test_without_a_broker_every_post_is_503_until_it_comes(tmp_path: Any) -> None:

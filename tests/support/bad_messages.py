@@ -18,6 +18,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from salespulse.settings import Settings
 from salespulse.topics import ensure_topics
+from tests.support.kafka import seek_to_start
 
 # Large enough for the biggest record the tests send, with room for batch overhead.
 MAX_BYTES = 8 * 1024 * 1024
@@ -89,7 +90,7 @@ async def _read_until(consumer: Any, topic: str, last: dict[int, int], seconds: 
     """Records of *topic* from the start up to offset *last[partition]* of each partition."""
     wanted = {p: offset for p, offset in last.items() if offset >= 0}
     consumer.assign([TopicPartition(topic, p) for p in last])
-    await consumer.seek_to_beginning()
+    seek_to_start(consumer)
     records: list[Any] = []
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds

@@ -22,6 +22,7 @@ from salespulse.ingest.publisher import PublishError
 from salespulse.ingest.server import RunningGateway
 from salespulse.ingest.validation import Record
 from salespulse.settings import Settings
+from tests.support.kafka import seek_to_start
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "webhooks"
@@ -126,10 +127,12 @@ class GatewayThread:
 def read_event_ids(
     bootstrap: str, topics: Iterable[str], wanted: Iterable[str], timeout: float = 60.0
 ) -> dict[str, Any]:
-    """Records of *topics* by event_id, read from the start until every *wanted* id is found.
+    """Records of *topics* by event_id, read from offset 0 until every *wanted* id is found.
 
     Reads by content, not to reported end offsets (which the embedded broker gets
-    wrong for multi-record batches); raises when the deadline passes first.
+    wrong for multi-record batches), and from offset 0, not from the broker's
+    reported earliest offset (see tests.support.kafka.seek_to_start); raises when
+    the deadline passes first.
     """
     missing = set(wanted)
     topic_list = list(topics)
@@ -149,7 +152,7 @@ def read_event_ids(
                     known = consumer.partitions_for_topic(topic) or set()
                 partitions.extend(TopicPartition(topic, p) for p in sorted(known))
             consumer.assign(partitions)
-            await consumer.seek_to_beginning()
+            seek_to_start(consumer)
             loop = asyncio.get_running_loop()
             deadline = loop.time() + timeout
             while missing and loop.time() < deadline:

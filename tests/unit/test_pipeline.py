@@ -116,6 +116,21 @@ def test_a_gap_inside_one_batch_is_filled_too() -> None:
     assert h.manager("m-a").counters == expected.manager("m-a").counters
 
 
+def test_a_new_partition_read_from_past_offset_zero_has_offset_zero_read_back() -> None:
+    """A new consumer group starts at the broker's "earliest" offset. The embedded
+    broker answers with the offset of the batch it stored first, which is 1 when two
+    producers wrote a new partition at once and the later offset was stored first:
+    offset 0 is never fetched, and is read back."""
+    messages, expected = in_order()
+    h = Harness()
+    broker = BrokerLog(messages, topic=DEALS)
+    pipeline = pipeline_for(h, broker)
+    asyncio.run(pipeline.absorb(DEALS, messages[1:]))
+
+    assert broker.reads == [Gap(DEALS, 0, 0, 1)]
+    assert h.manager("m-a").counters == expected.manager("m-a").counters
+
+
 def test_messages_already_applied_are_dropped_without_reading_anything() -> None:
     h = Harness()
     messages = deal_story(h)
