@@ -14,8 +14,10 @@ from __future__ import annotations
 import csv
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 import tomllib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -26,6 +28,10 @@ import pytest
 
 from salespulse.broker import EmbeddedBroker
 from salespulse.importer import SAMPLE_COMPANY_CONFIG
+from salespulse.importer.convert import convert_file
+from salespulse.importer.mapping import load_builtin
+from tests.support.ingest import read_event_ids
+from tests.support.kafka import read_topic
 from tests.support.polling import wait_for
 from tests.support.processes import WorkerProcess
 from tests.support.scrape import Samples, scrape, total
@@ -38,6 +44,8 @@ SHARED = Path(
 SAMPLE = SHARED / "data" / "crm-sales-opportunities"
 PIPELINE_CSV = SAMPLE / "sales_pipeline.csv"
 TEAMS_CSV = SAMPLE / "sales_teams.csv"
+BUILTIN = "crm-sales-opportunities"
+STALL_SECONDS = 3.0
 
 # Series that are the department's numbers (not the processor's own bookkeeping).
 NUMBERS = (
@@ -198,3 +206,51 @@ def test_import_reproduces_every_agents_numbers_and_a_second_import_changes_none
     assert Counter(
         row["reason"] for row in csv.DictReader((tmp_path / "second.rejects.csv").open())
     ) == {"no_date": 500}
+
+
+def test_an_import_that_succeeds_through_a_stalled_broker_left_every_event_on_it(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """The broker is stopped (SIGSTOP) mid-import for a few seconds. An import that
+    reports success must then have every converted event on the broker, read back from
+    offset 0 of every partition by content."""
+    assert broker.process is not None
+    expected = {
+        event.event_id for event in convert_file(load_builtin(BUILTIN), PIPELINE_CSV).events
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SALESPULSE_")}
+    command = [
+        sys.executable,
+        "-m",
+        "salespulse.importer",
+        str(PIPELINE_CSV),
+        "--broker",
+        broker.url,
+        "--config",
+        str(SAMPLE_COMPANY_CONFIG),
+        "--rejects",
+        str(tmp_path / "rejects.csv"),
+    ]
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as importer:
+        wait_for(
+            lambda: read_topic(broker.bootstrap, "crm.deals", 1, timeout=1),
+            timeout=60,
+            what="the import's first events on the broker",
+        )
+        os.kill(broker.process.pid, signal.SIGSTOP)
+        try:
+            assert importer.poll() is None, "the import ended before the broker stalled"
+            # The stall itself: long enough for the importer's window of 2,000 events in
+            # flight to wait on it, well short of the producer's 40 s request timeout.
+            time.sleep(STALL_SECONDS)
+        finally:
+            os.kill(broker.process.pid, signal.SIGCONT)
+        out, err = importer.communicate(timeout=180)
+    assert importer.returncode == 0, err
+    published = re.search(r"events published\s+([\d,]+)\n", out)
+    assert published, out
+    assert int(published.group(1).replace(",", "")) == len(expected)
+    found = read_event_ids(broker.bootstrap, ("crm.deals", "crm.tasks", "crm.calls"), expected)
+    assert set(found) == expected

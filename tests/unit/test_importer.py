@@ -624,6 +624,31 @@ async def test_a_refusing_broker_is_reported_with_what_got_through(
     assert caught.value.published == publish_module.WINDOW
 
 
+async def test_an_event_the_broker_never_acknowledges_fails_the_import(
+    mapping: Mapping, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """send() took it, but its delivery failed later: the import must not report success."""
+    from aiokafka.errors import KafkaTimeoutError
+
+    class Unacknowledged(FakeProducer):
+        async def send(self, topic: str, *, value: bytes, key: bytes) -> asyncio.Future[None]:
+            future = await super().send(topic, value=value, key=key)
+            if len(self.sent) == publish_module.WINDOW + 5:
+                future = asyncio.get_running_loop().create_future()
+                future.set_exception(KafkaTimeoutError())
+            return future
+
+    async def ensure(settings: Settings) -> None:
+        return None
+
+    monkeypatch.setattr(publish_module, "AIOKafkaProducer", Unacknowledged)
+    monkeypatch.setattr(publish_module, "ensure_topics", ensure)
+    events = convert_file(mapping, PIPELINE_CSV).events
+    with pytest.raises(PublishError, match="after 2,000 acknowledged") as caught:
+        await publish(Settings(broker="kafka://h:1"), events)
+    assert caught.value.published == publish_module.WINDOW
+
+
 def test_progress_line() -> None:
     clock = iter([0.0, 10.0, 12.0, 20.0]).__next__
     stream = io.StringIO()
