@@ -40,7 +40,9 @@ def bootstrap_servers(broker: str) -> list[str]:
     return hosts
 
 
-async def ensure_topics(settings: Settings) -> None:
+async def ensure_topics(settings: Settings) -> dict[str, int]:
+    """Create the CRM and dead-letter topics that do not exist; returns each one's
+    partition count as the broker reports it."""
     assert settings.broker, "the broker is resolved before topics are created"
     deadline_seconds = settings.startup_timeout_seconds
     wanted = [*settings.source_topics, settings.topic_dead_letter]
@@ -65,7 +67,8 @@ async def ensure_topics(settings: Settings) -> None:
                             for name in missing
                         ]
                     )
-            return
+            described = await admin.describe_topics(wanted)
+            return {topic["topic"]: len(topic["partitions"]) for topic in described}
         except (KafkaError, OSError) as exc:
             if time.monotonic() > deadline:
                 raise BrokerUnavailableError(
@@ -80,3 +83,26 @@ async def ensure_topics(settings: Settings) -> None:
             await asyncio.sleep(min(5.0, 0.5 * attempt))
         finally:
             await admin.close()
+
+
+def partition_mismatch(settings: Settings, counts: dict[str, int]) -> str | None:
+    """Why a worker must not consume these topics, or None.
+
+    The worker checks that each message sits in the partition its key maps to
+    (schemas.partitioning), which depends on the partition count; its state
+    table has ``partitions`` partitions too. So every CRM topic must have
+    exactly that many.
+    """
+    wrong = {
+        topic: counts[topic]
+        for topic in settings.source_topics
+        if topic in counts and counts[topic] != settings.partitions
+    }
+    if not wrong:
+        return None
+    found = ", ".join(f"{topic} has {count}" for topic, count in wrong.items())
+    return (
+        f"the CRM topics must have partitions = {settings.partitions} partitions, but {found}; "
+        "set partitions (SALESPULSE_PARTITIONS) to the topics' partition count, "
+        "the same for every CRM topic"
+    )

@@ -15,7 +15,7 @@ from metrics.health import HealthCollector
 from metrics.server import MetricsServer
 from salespulse.broker import broker_url
 from salespulse.settings import Settings
-from salespulse.topics import BrokerUnavailableError, ensure_topics
+from salespulse.topics import BrokerUnavailableError, ensure_topics, partition_mismatch
 from streams.app import build_app
 
 # The embedded broker makes a joining consumer wait out the session timeout; with
@@ -60,9 +60,13 @@ def _run(settings: Settings) -> int:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(ensure_topics(settings))
+        counts = loop.run_until_complete(ensure_topics(settings))
     except BrokerUnavailableError as exc:
         print(f"salespulse: {exc}", file=sys.stderr)
+        return 1
+    mismatch = partition_mismatch(settings, counts)
+    if mismatch is not None:
+        print(f"salespulse: {mismatch}", file=sys.stderr)
         return 1
     runtime = build_app(settings)
     registry = CollectorRegistry(auto_describe=False)

@@ -29,13 +29,14 @@ from faust.types import TP
 
 from salespulse.kafka_security import faust_credentials
 from salespulse.settings import Settings
+from schemas.partitioning import Placement
 from streams import tablestore
 from streams.batching import BatchingApp, BatchMessage
 from streams.changelog import ChangelogWriter
 from streams.gaps import GapReader
 from streams.heap import release_free_memory
 from streams.pipeline import BatchPipeline
-from streams.processor import Processor, RawMessage
+from streams.processor import Processor, RawMessage, raw_message
 from streams.state import Record
 from streams.store import StateStore
 
@@ -213,7 +214,8 @@ def build_app(settings: Settings) -> Runtime:
         send=app.producer.send,
         batches=lambda: cast(Any, app.producer)._ensure_producer(),  # aiokafka's, under Faust's
     )
-    processor = Processor(settings, store)
+    # The source topics have exactly settings.partitions partitions (salespulse.topics).
+    processor = Processor(settings, store, placement=Placement(settings.partitions))
     reader = GapReader(settings)
     runtime: Runtime
 
@@ -317,11 +319,19 @@ def _register_agent(app: faust.App, runtime: Runtime, name: str) -> None:
     async def consume(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
-            records = message.records if isinstance(message, BatchMessage) else (message,)
-            batch = [
-                RawMessage(record.partition, record.offset, record.key, record.value)
-                for record in records
-            ]
+            if isinstance(message, BatchMessage):
+                batch = [raw_message(record) for record in message.records]
+            else:  # a source topic is always batched (streams.batching); Faust's own message
+                batch = [
+                    RawMessage(
+                        message.partition,
+                        message.offset,
+                        message.key,
+                        message.value,
+                        tuple(dict(message.headers or ()).items()),
+                        message.timestamp,
+                    )
+                ]
             await pipeline.absorb(name, batch)
             runtime.batches += 1
 

@@ -18,7 +18,7 @@ from aiokafka.errors import KafkaError
 from salespulse.kafka_security import client_options
 from salespulse.settings import Settings
 from salespulse.topics import bootstrap_servers
-from streams.processor import RawMessage
+from streams.processor import RawMessage, raw_message
 from streams.progress import Gap
 
 log = logging.getLogger(__name__)
@@ -71,9 +71,7 @@ class GapReader:
                 batches = await consumer.getmany(tp, timeout_ms=500)
                 for record in batches.get(tp, []):
                     if gap.start <= record.offset < gap.end:
-                        found.append(
-                            RawMessage(gap.partition, record.offset, record.key, record.value)
-                        )
+                        found.append(raw_message(record))
                 moved = await consumer.position(tp)
                 if moved > position:
                     position, stalled_since = moved, time.monotonic()

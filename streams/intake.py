@@ -41,7 +41,7 @@ class Rejection:
     event_type: str = ""  # the declared type when it is a known one, for bounded labels
 
 
-def _known_type(raw: bytes) -> str:
+def known_type(raw: bytes) -> str:
     """Best-effort declared type of a rejected message, bounded to known types."""
     for event_type in TOPIC_OF_TYPE:
         if f'"{event_type}"'.encode() in raw:
@@ -78,7 +78,7 @@ def _classify(exc: ValidationError, raw: bytes) -> Rejection:
         return Rejection("unknown_type", first["msg"])
     if kind == "union_tag_not_found":
         return Rejection("schema_violation", "type: field required")
-    return Rejection("schema_violation", _describe(exc), _known_type(raw))
+    return Rejection("schema_violation", _describe(exc), known_type(raw))
 
 
 def parse_event(

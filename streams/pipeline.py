@@ -20,16 +20,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 from streams.changelog import ChangelogWriter
-from streams.deadletter import Send, publish_dead_letters
-from streams.processor import Processor, RawMessage
+from streams.outputs import Send, publish_outputs
+from streams.processor import Output, Processor, RawMessage, Reroute
 from streams.progress import Gap, ProgressBook, last_offsets
 
 log = logging.getLogger(__name__)
+
+REROUTE_LOG_SECONDS = 60.0
 
 
 class Reader(Protocol):
@@ -61,6 +64,8 @@ class BatchPipeline:
         # Messages the consumer skipped and the worker read back itself, per topic.
         self.read_back: Counter[str] = Counter()
         self.gaps_found: Counter[str] = Counter()
+        self._rerouted_unlogged: Counter[str] = Counter()
+        self._rerouted_logged_at: dict[str, float] = {}
 
     async def absorb(
         self, topic: str, messages: Sequence[RawMessage], ends: Mapping[int, int] | None = None
@@ -75,10 +80,11 @@ class BatchPipeline:
                 if ends and not all(self._owned(gap.partition) for gap in gaps):
                     return  # given away while reading: the new owner reads it
                 self._note_read_back(found)
-            dead = self.processor.process(topic, batch)
-            if dead:
-                await publish_dead_letters(self._send, self._dead_letter_topic, dead)
-                self.processor.record_rejections(dead)
+            outputs = self.processor.process(topic, batch)
+            if outputs:
+                await publish_outputs(self._send, self._dead_letter_topic, outputs)
+                self.processor.record_outputs(outputs)
+                self._note_reroutes(topic, outputs)
             self.progress.advance(topic, covered)
         if self._write_interval == 0:  # otherwise the changelog timer writes (streams.app)
             await self._changelog.write()
@@ -104,6 +110,30 @@ class BatchPipeline:
             covered[gap.partition] = max(covered.get(gap.partition, -1), reached - 1)
         ordered = sorted([*batch, *found], key=lambda message: (message.partition, message.offset))
         return ordered, counts
+
+    def _note_reroutes(self, topic: str, outputs: Sequence[Output]) -> None:
+        """Warn about rerouted messages at most once a minute per topic: each batch of a
+        misplacing sender has some, and the counter says how many."""
+        rerouted = [output for output in outputs if isinstance(output, Reroute)]
+        if not rerouted:
+            return
+        self._rerouted_unlogged[topic] += len(rerouted)
+        now = time.monotonic()
+        if now - self._rerouted_logged_at.get(topic, float("-inf")) < REROUTE_LOG_SECONDS:
+            return
+        self._rerouted_logged_at[topic] = now
+        first = rerouted[0].message
+        log.warning(
+            "%d messages of %s arrived on another partition than their key maps to under "
+            "murmur2 (e.g. key %r on partition %d, not %d) and were rerouted there; the "
+            "sender's Kafka client uses another partitioner (librdkafka: set "
+            "partitioner=murmur2_random)",
+            self._rerouted_unlogged.pop(topic),
+            topic,
+            (first.key or b"")[:64].decode("utf-8", "replace"),
+            first.partition,
+            rerouted[0].to_partition,
+        )
 
     def _note_read_back(self, counts: Sequence[tuple[Gap, int]]) -> None:
         """Count and log read-backs once they are applied (not when given away meanwhile)."""

@@ -1,7 +1,9 @@
-"""One batch of source messages in, state updated, rejections out.
+"""One batch of source messages in, state updated, rejections and reroutes out.
 
 Every consumed message ends in exactly one outcome, counted in
-``salespulse_events_total``: processed, duplicate, late or rejected. A message
+``salespulse_events_total``: processed, duplicate, late, rejected, or
+rerouted (it landed on another partition than its key maps to, and was sent
+there: its copy has an outcome of its own where it lands). A message
 delivered again after a crash (its offset already absorbed by the state) ends
 in no new outcome at all, because its first delivery already has one.
 """
@@ -12,11 +14,12 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from salespulse.settings import Settings
 from schemas.events import CallEnded, DealCreated, DealStageChanged, Event
 from streams.aggregate import Aggregator
-from streams.intake import Rejection, parse_event
+from streams.intake import Rejection, known_type, parse_event
 from streams.state import CallIds, DealState, ManagerState, RejectedState, TaskState
 from streams.store import StateStore
 
@@ -25,19 +28,52 @@ log = logging.getLogger(__name__)
 MAX_EVENT_BYTES = 64 * 1024
 
 
+Headers = tuple[tuple[str, bytes], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class RawMessage:
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: Headers = ()
+    timestamp: float | None = None  # the record's timestamp, epoch seconds
+
+
+def raw_message(record: Any) -> RawMessage:
+    """An aiokafka ``ConsumerRecord`` as the processor takes it."""
+    timestamp = record.timestamp
+    return RawMessage(
+        record.partition,
+        record.offset,
+        record.key,
+        record.value,
+        tuple(record.headers) if record.headers else (),
+        timestamp / 1000.0 if timestamp is not None else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
+    """A rejected message, for the dead-letter topic."""
+
     topic: str
     message: RawMessage
     rejection: Rejection
+
+
+@dataclass(frozen=True, slots=True)
+class Reroute:
+    """A message that landed on another partition than its key maps to, for *to_partition*."""
+
+    topic: str
+    message: RawMessage
+    to_partition: int
+
+
+# What a batch sends on before its messages' outcomes may be counted.
+Output = DeadLetter | Reroute
 
 
 def _utc_now() -> datetime:
@@ -50,8 +86,15 @@ class Processor:
         settings: Settings,
         store: StateStore,
         clock: Callable[[], datetime] = _utc_now,
+        *,
+        placement: Callable[[bytes], int] | None = None,
     ):
+        """*placement* maps a key to the partition it belongs to (schemas.partitioning);
+        given, a message on another partition is rerouted there instead of applied.
+        Without it (offline replays, where partitions mean nothing) every message is
+        applied where it is."""
         self.store = store
+        self.placement = placement
         self.aggregator = Aggregator(settings)
         self.zone = settings.zone
         self.horizon_days = settings.dedupe_horizon_days
@@ -67,12 +110,20 @@ class Processor:
         self._unconfigured: dict[int, set[str]] = {}  # partition -> managers tracked
         store.restored = self.aggregator.index
 
-    def process(self, topic: str, messages: Sequence[RawMessage]) -> list[DeadLetter]:
-        """Apply *messages* of *topic* in offset order; returns what must be dead-lettered."""
-        dead: list[DeadLetter] = []
+    def process(self, topic: str, messages: Sequence[RawMessage]) -> list[Output]:
+        """Apply *messages* of *topic* in offset order; returns what must be sent on
+        (dead letters, reroutes) before their outcomes are counted (``record_outputs``)."""
+        dead: list[Output] = []
         now = self.clock()
         family = self.family[topic]
+        placement = self.placement
         for message in messages:
+            # One that would be rejected for its size anyway is rejected where it is.
+            if placement is not None and message.key is not None and message.value:
+                home = placement(message.key)
+                if home != message.partition and len(message.value) <= MAX_EVENT_BYTES:
+                    self._reroute(topic, message, home, dead)
+                    continue
             try:
                 result = parse_event(
                     message.value,
@@ -109,37 +160,50 @@ class Processor:
 
     # -- outcomes --------------------------------------------------------------
 
-    def _reject(
-        self, topic: str, message: RawMessage, rejection: Rejection, dead: list[DeadLetter]
-    ) -> None:
-        """Queue a dead letter; it is counted only once the broker has it (``record``)."""
+    def _sent_before(self, topic: str, message: RawMessage) -> bool:
+        """Whether *message* was sent on (dead-lettered, rerouted) and counted before a
+        restart: the partition's record of those holds its offset."""
         state = self.store.rejected(message.partition, topic)
-        if state is not None and message.offset <= state.offset:
-            return  # counted and dead-lettered before a restart
-        dead.append(DeadLetter(topic, message, rejection))
+        return state is not None and message.offset <= state.offset
 
-    def record_rejections(self, letters: Sequence[DeadLetter]) -> None:
-        """Count dead letters the broker has acknowledged.
+    def _reject(
+        self, topic: str, message: RawMessage, rejection: Rejection, dead: list[Output]
+    ) -> None:
+        """Queue a dead letter; it is counted only once the broker has it."""
+        if not self._sent_before(topic, message):
+            dead.append(DeadLetter(topic, message, rejection))
+
+    def _reroute(self, topic: str, message: RawMessage, home: int, dead: list[Output]) -> None:
+        """Queue a message for the partition its key maps to; none of the state here may
+        see it (a manager's state lives in one partition only)."""
+        if not self._sent_before(topic, message):
+            dead.append(Reroute(topic, message, home))
+
+    def record_outputs(self, outputs: Sequence[Output]) -> None:
+        """Count dead letters and reroutes the broker has acknowledged (in the order
+        ``process`` returned them).
 
         Counting only after the acknowledgement means no state, whichever agent
-        writes it to the changelog, can claim a rejection whose dead letter
-        might still be lost: a crash in between delivers the message again and
-        it is dead-lettered again (at least once, never zero times).
+        writes it to the changelog, can claim an outcome whose message might
+        still be lost: a crash in between delivers the message again and it is
+        sent on again (at least once, never zero times; a rerouted copy sent
+        twice is a duplicate event id where it lands).
         """
-        for letter in letters:
-            message = letter.message
-            state = self.store.rejected(message.partition, letter.topic)
+        for output in outputs:
+            message = output.message
+            state = self.store.rejected(message.partition, output.topic)
             if state is None:
-                state = RejectedState(topic=letter.topic, partition=message.partition)
+                state = RejectedState(topic=output.topic, partition=message.partition)
             if message.offset <= state.offset:
                 continue
             state.offset = message.offset
-            event_type = letter.rejection.event_type or "invalid"
-            for cell in (
-                ("events_total", letter.topic, event_type, "rejected"),
-                ("events_rejected_total", letter.topic, letter.rejection.reason),
-            ):
-                state.counters.add(cell)
+            if isinstance(output, Reroute):
+                event_type = known_type(message.value or b"") or "unknown"
+                state.counters.add(("events_total", output.topic, event_type, "rerouted"))
+            else:
+                event_type = output.rejection.event_type or "invalid"
+                state.counters.add(("events_total", output.topic, event_type, "rejected"))
+                state.counters.add(("events_rejected_total", output.topic, output.rejection.reason))
             self.store.put_rejected(state)
 
     def _admit(self, partition: int, manager_id: str) -> bool:
@@ -155,9 +219,7 @@ class Processor:
         tracked.add(manager_id)
         return True
 
-    def _accept(
-        self, topic: str, message: RawMessage, event: Event, dead: list[DeadLetter]
-    ) -> None:
+    def _accept(self, topic: str, message: RawMessage, event: Event, dead: list[Output]) -> None:
         state = self.store.manager(message.partition, event.manager_id)
         if state is None:
             if not self._admit(message.partition, event.manager_id):

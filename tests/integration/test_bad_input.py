@@ -15,15 +15,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from salespulse.broker import EmbeddedBroker
 from salespulse.settings import load_settings
 from schemas.events import TOPIC_OF_TYPE
-from streams.deadletter import KEPT_PREFIX_BYTES, MAX_DEAD_LETTER_BYTES
-from streams.processor import MAX_EVENT_BYTES, Processor, RawMessage
+from streams.outputs import KEPT_PREFIX_BYTES, MAX_DEAD_LETTER_BYTES
+from streams.processor import MAX_EVENT_BYTES, DeadLetter, Processor, RawMessage
 from streams.state import RejectedState, decode, decode_core, manager_key, rejected_key
 from streams.store import StateStore
 from tests.support.bad_messages import (
@@ -294,8 +294,10 @@ def test_each_bad_message_is_rejected_for_its_own_reason(case: Bad, company_conf
     """Each case alone through the processor: the reason the broker test expects, and why."""
     processor = Processor(load_settings(config=str(company_config)), StateStore())
     dead = processor.process(case.topic, [RawMessage(0, 0, case.key, case.value)])
-    assert [letter.rejection.reason for letter in dead] == [case.reason]
-    detail = dead[0].rejection.detail
+    assert all(isinstance(letter, DeadLetter) for letter in dead)
+    letters = cast(list[DeadLetter], dead)
+    assert [letter.rejection.reason for letter in letters] == [case.reason]
+    detail = letters[0].rejection.detail
     assert case.hint in detail
     assert detail.isprintable()
 

@@ -387,7 +387,7 @@ class Truth:
                         for m in messages[start : start + batch]
                     ],
                 )
-                self.processor.record_rejections(dead)  # as the worker, once acknowledged
+                self.processor.record_outputs(dead)  # as the worker, once acknowledged
         self.store.drain()
 
     def records(self) -> list[Record]:

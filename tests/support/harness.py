@@ -57,7 +57,7 @@ class Harness:
 
     def run(self, topic: str, messages: list[RawMessage]) -> list[Any]:
         dead = self.processor.process(topic, messages)
-        self.processor.record_rejections(dead)  # the broker acknowledged them
+        self.processor.record_outputs(dead)  # the broker acknowledged them
         self.persist()
         return dead
 

@@ -1,9 +1,14 @@
-"""Dead-letter publishing: the rejected message unchanged, the reason in headers.
+"""Sending on what a batch does not apply: dead letters and rerouted messages.
 
-A dead letter must never be lost, so publishing retries for as long as the
-broker refuses it for a passing reason (the agent waits, which is the right
-back-pressure), and a message too large for any broker is cut to a prefix
-with its original size in a header rather than dropped.
+Neither may be lost, so publishing retries for as long as the broker refuses
+for a passing reason (the agent waits, which is the right back-pressure), and
+only what the broker acknowledged is counted (Processor.record_outputs).
+
+A dead letter is the rejected message unchanged, the reason in headers; one
+too large for any broker is cut to a prefix with its original size in a
+header rather than dropped. A rerouted message goes to the partition its key
+maps to with its key, value, headers and timestamp, plus headers naming where
+it landed first.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 from aiokafka.errors import KafkaError
 from faust.exceptions import ProducerSendError
 
-from streams.processor import DeadLetter
+from streams.processor import DeadLetter, Output, Reroute
 
 log = logging.getLogger(__name__)
 
@@ -53,43 +58,67 @@ def _cut(data: bytes | None) -> bytes | None:
     return data
 
 
-async def publish_dead_letters(
-    send: Send, topic: str, letters: Sequence[DeadLetter], *, retry_seconds: float = 1.0
+def reroute_headers(reroute: Reroute) -> list[tuple[str, bytes]]:
+    message = reroute.message
+    return [
+        *message.headers,
+        ("rerouted.from_partition", str(message.partition).encode()),
+        ("rerouted.from_offset", str(message.offset).encode()),
+    ]
+
+
+def _record(dead_letter_topic: str, output: Output) -> tuple[Any, ...]:
+    """The arguments of a producer send (topic, key, value, partition, timestamp, headers)."""
+    message = output.message
+    if isinstance(output, Reroute):
+        return (
+            output.topic,
+            message.key,
+            message.value,
+            output.to_partition,
+            message.timestamp,
+            reroute_headers(output),
+        )
+    return (
+        dead_letter_topic,
+        _cut(message.key),
+        _cut(message.value),
+        None,
+        None,
+        dead_letter_headers(output),
+    )
+
+
+async def publish_outputs(
+    send: Send, dead_letter_topic: str, outputs: Sequence[Output], *, retry_seconds: float = 1.0
 ) -> None:
     """Publish and wait until the broker has every one of them, retrying passing failures."""
-    remaining = list(letters)
+    remaining = list(outputs)
     attempt = 0
     while remaining:
         attempt += 1
-        failed: list[DeadLetter] = []
+        failed: list[Output] = []
         errors: set[str] = set()
-        sent: list[tuple[DeadLetter, Awaitable[Any]]] = []
-        for letter in remaining:
+        sent: list[tuple[Output, Awaitable[Any]]] = []
+        for output in remaining:
             try:
-                future = await send(
-                    topic,
-                    _cut(letter.message.key),
-                    _cut(letter.message.value),
-                    None,
-                    None,
-                    dead_letter_headers(letter),
-                )
+                future = await send(*_record(dead_letter_topic, output))
             except (KafkaError, ProducerSendError) as exc:
-                failed.append(letter)
+                failed.append(output)
                 errors.add(type(exc).__name__)
             else:
-                sent.append((letter, future))
+                sent.append((output, future))
         results = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
-        for (letter, _), result in zip(sent, results, strict=True):
+        for (output, _), result in zip(sent, results, strict=True):
             if isinstance(result, KafkaError | ProducerSendError):
-                failed.append(letter)
+                failed.append(output)
                 errors.add(type(result).__name__)
             elif isinstance(result, BaseException):
                 raise result
         if not failed:
             return
         log.warning(
-            "%d dead letters not acknowledged (%s), attempt %d; retrying",
+            "%d dead letters or rerouted messages not acknowledged (%s), attempt %d; retrying",
             len(failed),
             ", ".join(sorted(errors)),
             attempt,

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 
-from streams.deadletter import KEPT_PREFIX_BYTES, publish_dead_letters
 from streams.intake import Rejection
+from streams.outputs import KEPT_PREFIX_BYTES, publish_outputs
 from streams.processor import DeadLetter, RawMessage
 
 
@@ -39,7 +39,7 @@ class FlakyBroker:
 
 async def test_a_passing_failure_is_retried_until_acknowledged() -> None:
     broker = FlakyBroker(failures=3)
-    await publish_dead_letters(broker.send, "crm.dead-letter", [letter(b"{x")], retry_seconds=0)
+    await publish_outputs(broker.send, "crm.dead-letter", [letter(b"{x")], retry_seconds=0)
     assert len(broker.acknowledged) == 1
     topic, key, value, _, _, headers = broker.acknowledged[0]
     assert (topic, key, value) == ("crm.dead-letter", b"m-1", b"{x")
@@ -49,7 +49,7 @@ async def test_a_passing_failure_is_retried_until_acknowledged() -> None:
 async def test_a_message_too_large_for_any_broker_is_cut_and_says_so() -> None:
     broker = FlakyBroker(failures=0)
     giant = b"x" * (2 * 1024 * 1024)
-    await publish_dead_letters(broker.send, "crm.dead-letter", [letter(giant)])
+    await publish_outputs(broker.send, "crm.dead-letter", [letter(giant)])
     _, _, value, _, _, headers = broker.acknowledged[0]
     assert value == giant[:KEPT_PREFIX_BYTES]
     assert dict(headers)["error.truncated"] == b"true"
@@ -61,4 +61,4 @@ async def test_a_programming_error_is_not_retried_forever() -> None:
         raise TypeError("bad call")
 
     with pytest.raises(TypeError):
-        await publish_dead_letters(broken, "crm.dead-letter", [letter(b"{x")])
+        await publish_outputs(broken, "crm.dead-letter", [letter(b"{x")])
