@@ -9,6 +9,7 @@ webhook receiver in the test.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -21,8 +22,9 @@ import pytest
 
 from salespulse.broker import EmbeddedBroker
 from salespulse.config import DEMO_CONFIG
+from schemas.partitioning import partition_for
 from tests.support.dashboards import iter_queries, load_dashboards, render_expr
-from tests.support.kafka import publish_events, publish_raw
+from tests.support.kafka import publish_events, publish_raw, publish_to_partition
 from tests.support.monitoring import Alertmanager, Prometheus, WebhookReceiver, backfill
 from tests.support.polling import wait_for
 from tests.support.processes import WorkerProcess
@@ -183,6 +185,13 @@ def test_rules_dashboards_and_alerts_against_the_running_stack(
         unlisted = won_deals(now, wave=3)[0]
         unlisted[1]["product"] = "mystery-box"  # not among the demo company's products
         publish_events(broker.bootstrap, [unlisted])
+        # ... and for its rerouted messages: a deal on another partition than its key's.
+        topic, misplaced = won_deals(now, wave=4)[0]
+        key = misplaced["manager_id"].encode()
+        elsewhere = (partition_for(key, 4) + 1) % 4
+        publish_to_partition(
+            broker.bootstrap, topic, elsewhere, key, json.dumps(misplaced).encode()
+        )
         wait_for(
             lambda: (
                 total(scrape(worker.metrics_port), "salespulse_tasks_overdue_total", manager="s-3")

@@ -31,6 +31,23 @@ def publish_acked(
     return asyncio.run(run())
 
 
+def publish_to_partition(
+    bootstrap: str, topic: str, partition: int, key: bytes, value: bytes
+) -> None:
+    """One message on a partition of the caller's choice, as a producer with another
+    partitioner than the contract's would place it."""
+
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, value=value, key=key, partition=partition)
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+
+
 def publish_raw(bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes | None]]) -> int:
     """Send (topic, key, value) triples in order and wait for every acknowledgement."""
     return len(publish_acked(bootstrap, messages))

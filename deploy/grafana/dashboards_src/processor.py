@@ -128,7 +128,8 @@ def _flow() -> list[c.PanelBuilder]:
         c.timeseries_panel(
             "Events per second by outcome",
             "Consumed messages per second, each with exactly one outcome: processed, "
-            "duplicate (replayed event id), late (its day closed) or rejected.",
+            "duplicate (replayed event id), late (its day closed), rejected, or rerouted "
+            "(on another partition than its key maps to; its copy counts again there).",
             [
                 c.query(
                     f"sum by (outcome) (rate(salespulse_events_total{{{INSTANCE}}}[5m]))",
@@ -139,14 +140,23 @@ def _flow() -> list[c.PanelBuilder]:
             place=c.at(0, top, 12, height),
         ),
         c.timeseries_panel(
-            "Rejected events by reason",
+            "Rejected and rerouted events",
             "Messages sent to the dead-letter topic per second, by reason code "
-            "(invalid_json, schema_violation, key_mismatch, ...).",
+            "(invalid_json, schema_violation, key_mismatch, ...); and messages rerouted "
+            "per second, by topic and the partition they landed on: a sender whose Kafka "
+            "client does not partition by murmur2 (librdkafka needs "
+            "partitioner=murmur2_random).",
             [
                 c.query(
                     f"sum by (reason) (rate(salespulse_events_rejected_total{{{INSTANCE}}}[5m]))",
                     "{{reason}}",
-                )
+                ),
+                c.query(
+                    "sum by (topic, partition) "
+                    f'(rate(salespulse_events_total{{outcome="rerouted", {INSTANCE}}}[5m]))',
+                    "rerouted from {{topic}} / {{partition}}",
+                    ref_id="B",
+                ),
             ],
             unit=c.PER_SECOND,
             bars=True,
