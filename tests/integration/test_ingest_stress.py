@@ -26,7 +26,8 @@ import pytest
 from salespulse.broker import EmbeddedBroker
 from tests.integration.test_ingest import stall_the_broker_under_two_gateways
 
-pytestmark = [pytest.mark.integration, pytest.mark.stress]
+# As long as its iterations take (about 5 s each), not the suite's 300 s per test.
+pytestmark = [pytest.mark.integration, pytest.mark.stress, pytest.mark.timeout(0)]
 
 
 @pytest.fixture
