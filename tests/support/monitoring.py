@@ -170,12 +170,23 @@ class WebhookReceiver:
         self.server.shutdown()
 
 
+# The sales hours of alertmanager.yml, and a week with no hour outside them.
+SALES_HOURS = re.compile(r"(?ms)^(  - name: sales-hours\n    time_intervals:\n).*?(?=^\S)")
+ALWAYS = "      - weekdays: ['sunday:saturday']\n\n"
+
+
 class Alertmanager(Process):
-    """The project's alertmanager.yml, its placeholder hooks pointed at *receiver*."""
+    """The project's alertmanager.yml, its placeholder hooks pointed at *receiver*.
+
+    Its sales hours are widened to the whole week: a test that a KPI alert
+    reaches its receiver must not depend on the hour it runs at (the hours
+    themselves are tested in tests/unit/test_alerting_config.py)."""
 
     def __init__(self, workdir: Path, receiver: WebhookReceiver) -> None:
         self.port = free_port()
         text = ALERTMANAGER_CONFIG.read_text().replace(PLACEHOLDER_HOOKS, receiver.url)
+        text, found = SALES_HOURS.subn(lambda match: match.group(1) + ALWAYS, text)
+        assert found == 1, "no sales-hours interval in alertmanager.yml"
         text = re.sub(r"(?m)^(\s+group_wait:)\s*\S+", r"\1 1s", text)
         text = re.sub(r"(?m)^(\s+group_interval:)\s*\S+", r"\1 1s", text)
         config = workdir / "alertmanager.yml"

@@ -5,7 +5,11 @@
 - `amtool check-config` on deploy/alertmanager/alertmanager.yml, and every line
   of deploy/alertmanager/tests.txt through `amtool config routes test`;
 - a private Alertmanager (no cluster, a free loopback port, stopped at the end)
-  shows that manager alerts are inhibited while the processor is down;
+  shows that manager alerts are inhibited while the processor is down, and,
+  with its receivers pointed at a webhook receiver of the test, that KPI
+  notifications go out only in sales hours (the time interval `sales-hours`,
+  rewritten to contain now or not) while processor alerts go out at any hour;
+- the sales hours are in the company's time zone (deploy/salespulse/company.toml);
 - static checks: every alert is named Salespulse..., has severity, summary,
   description and runbook_url, every runbook_url is an anchor of a heading in
   docs/runbook.md, and every alert has a promtool case where it fires and one
@@ -31,15 +35,20 @@ import shutil
 import socket
 import subprocess
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+
+from tests.support.monitoring import PLACEHOLDER_HOOKS, WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERT_RULES = ROOT / "deploy" / "prometheus" / "rules" / "salespulse-alerts.yml"
@@ -47,6 +56,8 @@ ALERT_TESTS = sorted((ROOT / "deploy" / "prometheus" / "tests").glob("salespulse
 ALERTMANAGER_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 ROUTE_TESTS = ROOT / "deploy" / "alertmanager" / "tests.txt"
 RUNBOOK = ROOT / "docs" / "runbook.md"
+COMPANY_CONFIG = ROOT / "deploy" / "salespulse" / "company.toml"
+SALES_HOURS = "sales-hours"  # the time interval of the KPI routes in alertmanager.yml
 
 RUNBOOK_BASE = "https://github.com/salespulse/salespulse/blob/main/docs/runbook.md#"
 SEVERITIES = {"page", "ticket"}
@@ -410,13 +421,20 @@ def _http(url: str, body: Any = None) -> Any:
 
 
 @contextmanager
-def private_alertmanager(binary: str, tmp_path: Path) -> Iterator[str]:
-    """A private Alertmanager on the real configuration; receivers point at a closed port."""
+def private_alertmanager(
+    binary: str, tmp_path: Path, text: str | None = None, *, log_level: str = "info"
+) -> Iterator[str]:
+    """A private Alertmanager on the real configuration, its receivers pointed at a closed port.
+
+    `text` replaces the configuration (a rewrite of the real one); its log is
+    tmp_path/alertmanager.log.
+    """
+    if text is None:
+        text = re.sub(
+            r"http://127\.0\.0\.1:\d+/", "http://127.0.0.1:9/", ALERTMANAGER_CONFIG.read_text()
+        )
     config = tmp_path / "alertmanager.yml"
-    config.write_text(
-        re.sub(r"http://127\.0\.0\.1:\d+/", "http://127.0.0.1:9/", ALERTMANAGER_CONFIG.read_text()),
-        encoding="utf-8",
-    )
+    config.write_text(text, encoding="utf-8")
     port = _free_port()
     log = (tmp_path / "alertmanager.log").open("w")
     process = subprocess.Popen(
@@ -426,6 +444,7 @@ def private_alertmanager(binary: str, tmp_path: Path) -> Iterator[str]:
             f"--storage.path={tmp_path / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--cluster.listen-address=",
+            f"--log.level={log_level}",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -517,3 +536,210 @@ def test_processor_alerts_inhibit_manager_and_team_alerts(
         expected = active | {labels["alertname"]: "suppressed" for labels in KPI_ALERTS}
         expected[source["alertname"]] = "active"
         assert _await_states(url, expected) == expected
+
+
+# -- sales hours: KPI notifications only in business hours -------------------------------
+
+
+def _sales_hours_lines(lines: list[str]) -> tuple[int, int]:
+    """Line indices [start, end) of the definition of the sales-hours interval, after its name."""
+    top = lines.index("time_intervals:")
+    for index in range(top + 1, len(lines)):
+        line = lines[index]
+        if line.strip() and not line.startswith((" ", "#")):
+            break  # the next top-level key
+        if line.strip() == f"- name: {SALES_HOURS}":
+            end = index + 1
+            while end < len(lines) and (
+                not lines[end].strip() or _indent(lines[end]) > _indent(line)
+            ):
+                end += 1
+            while not lines[end - 1].strip():
+                end -= 1
+            return index + 1, end
+    raise AssertionError(
+        f"no time interval {SALES_HOURS} under time_intervals: in alertmanager.yml"
+    )
+
+
+def sales_hours_entries(config: str) -> list[str]:
+    """The text of each entry of the sales-hours interval's own time_intervals list."""
+    lines = config.splitlines()
+    start, end = _sales_hours_lines(lines)
+    items = [index for index in range(start, end) if lines[index].lstrip().startswith("- ")]
+    assert items, f"the time interval {SALES_HOURS} has no entries"
+    item_indent = _indent(lines[items[0]])
+    items = [index for index in items if _indent(lines[index]) == item_indent]
+    return ["\n".join(lines[a:b]) for a, b in zip(items, [*items[1:], end], strict=True)]
+
+
+def sales_hours_location(config: str) -> str:
+    """The one location of the sales-hours interval; every entry must name it."""
+    locations = []
+    for entry in sales_hours_entries(config):
+        match = re.search(r"^[\s-]*location:\s*(.+?)\s*$", entry, re.M)
+        assert match, f"an entry of {SALES_HOURS} has no location (so it is in UTC):\n{entry}"
+        locations.append(_plain(match.group(1)))
+    assert len(set(locations)) == 1, f"{SALES_HOURS} entries in several locations: {locations}"
+    return locations[0]
+
+
+def with_sales_hours(config: str, entries: list[dict[str, Any]]) -> str:
+    """`config` with the sales-hours interval replaced by `entries` (JSON is YAML)."""
+    lines = config.splitlines()
+    start, end = _sales_hours_lines(lines)
+    indent = " " * _indent(lines[start])
+    lines[start:end] = [f"{indent}time_intervals: {json.dumps(entries)}"]
+    return "\n".join(lines) + "\n"
+
+
+def interval_entries(start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Time-interval entries covering [start, end) in their time zone, split at midnight.
+
+    Both ends are aware datetimes in the same ZoneInfo, on whole minutes.
+    """
+    entries: list[dict[str, Any]] = []
+    day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    while day < end:
+        next_day = day + timedelta(days=1)
+        low, high = max(start, day), min(end, next_day)
+        if low < high:
+            end_time = "24:00" if high == next_day else high.strftime("%H:%M")
+            entries.append(
+                {
+                    "weekdays": [low.strftime("%A").lower()],
+                    "times": [{"start_time": low.strftime("%H:%M"), "end_time": end_time}],
+                    "location": str(start.tzinfo),
+                }
+            )
+        day = next_day
+    return entries
+
+
+def test_interval_entries_split_at_midnight() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    start = datetime(2026, 1, 2, 23, 30, tzinfo=berlin)  # a Friday
+    assert interval_entries(start, start + timedelta(hours=1)) == [
+        {"weekdays": ["friday"], "times": [{"start_time": "23:30", "end_time": "24:00"}],
+         "location": "Europe/Berlin"},
+        {"weekdays": ["saturday"], "times": [{"start_time": "00:00", "end_time": "00:30"}],
+         "location": "Europe/Berlin"},
+    ]  # fmt: skip
+
+
+def test_sales_hours_are_in_the_company_timezone() -> None:
+    """The interval's location is the timezone salespulse computes its days and weeks in."""
+    company = tomllib.loads(COMPANY_CONFIG.read_text(encoding="utf-8"))
+    location = sales_hours_location(ALERTMANAGER_CONFIG.read_text(encoding="utf-8"))
+    assert location == company["timezone"], (
+        f"alertmanager.yml: {SALES_HOURS} is in {location}, "
+        f"{COMPANY_CONFIG.relative_to(ROOT)} has timezone = {company['timezone']!r}"
+    )
+
+
+def test_routes_are_time_bounded_by_the_sales_hours_only() -> None:
+    """Every active_time_intervals is [sales-hours], the interval the test below rewrites."""
+    config = ALERTMANAGER_CONFIG.read_text(encoding="utf-8")
+    named = re.findall(r"^\s*active_time_intervals:\s*\[(.*)\]\s*$", config, re.M)
+    assert named, "no route has active_time_intervals"
+    assert {names.strip() for names in named} == {SALES_HOURS}, named
+    assert not re.search(r"^\s*mute_time_intervals:", config, re.M), "muted routes: test them"
+
+
+# Per receiver, one alert that reaches it: the KPI ones only in sales hours.
+KPI_DELIVERIES = [
+    ("team-north-pager", {"alertname": "SalespulseOverdueRateAboveTarget", "severity": "page",
+                          "component": "kpi", "team": "North", "manager": "m-01"}),
+    ("team-south-pager", {"alertname": "SalespulseDelinquencySpike", "severity": "page",
+                          "component": "kpi", "team": "South", "window": "day"}),
+    ("team-key-accounts-pager", {"alertname": "SalespulseOverdueRateAboveTarget",
+                                 "severity": "page", "component": "kpi", "team": "Key Accounts",
+                                 "manager": "m-03"}),
+    ("sales-ops-pager", {"alertname": "SalespulseOverdueRateAboveTarget", "severity": "page",
+                         "component": "kpi", "manager": "u8"}),
+    ("salespulse-tickets", {"alertname": "SalespulseCallDurationAboveTarget", "severity": "ticket",
+                            "component": "kpi", "team": "South", "manager": "m-02"}),
+]  # fmt: skip
+ANY_HOUR_DELIVERIES = [
+    ("sre-pager", {"alertname": "SalespulseConsumerLagGrowing", "severity": "page",
+                   "component": "processor", "topic": "crm.tasks"}),
+    ("sre-tickets", OTHER_PROCESSOR_ALERT),
+    ("salespulse-tickets", {"alertname": "SomethingElse", "severity": "ticket"}),
+]  # fmt: skip
+NOT_ACTIVE = "route is not within active time"  # Alertmanager's debug log, per muted flush
+
+
+def _delivered(receiver: WebhookReceiver) -> set[tuple[str, str]]:
+    """(receiver, alertname) of every firing alert posted to the webhook receiver so far."""
+    return {
+        (path.rsplit("/", 1)[-1], alert["labels"]["alertname"])
+        for path, body in list(receiver.received)
+        for alert in body.get("alerts", [])
+        if alert.get("status") == "firing"
+    }
+
+
+def _await_deliveries(
+    receiver: WebhookReceiver,
+    expected: set[tuple[str, str]],
+    *,
+    log: Path | None = None,
+    muted_flushes: int = 0,
+    timeout: float = 30,
+) -> set[tuple[str, str]]:
+    """What was delivered once it includes `expected` (and `log` shows `muted_flushes` muted
+    flushes), or as it is after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        delivered = _delivered(receiver)
+        muted = log.read_text().count(NOT_ACTIVE) if log is not None else 0
+        if (delivered >= expected and muted >= muted_flushes) or time.monotonic() > deadline:
+            return delivered
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("inside", [True, False], ids=["inside", "outside"])
+def test_kpi_notifications_only_in_sales_hours(tmp_path: Path, inside: bool) -> None:
+    """A real Alertmanager with sales hours around now (or 12 hours away), in the company's zone.
+
+    Inside, every alert is delivered; outside, the processor alerts and an
+    alert of no component are, the KPI alerts are not. amtool's route tests do
+    not evaluate time intervals, so this runs the real thing. The window is an
+    hour around now in the configured location, so an Alertmanager that read
+    the times as UTC would not deliver the KPI alerts inside (for any zone
+    more than half an hour off UTC, as Europe/Berlin is).
+    """
+    binary = require_tool(
+        "alertmanager", "prometheus-alertmanager", package="prometheus-alertmanager"
+    )
+    original = ALERTMANAGER_CONFIG.read_text(encoding="utf-8")
+    assert PLACEHOLDER_HOOKS in original, "the receivers are no longer the placeholder webhooks"
+    zone = ZoneInfo(sales_hours_location(original))
+    now = datetime.now(zone).replace(second=0, microsecond=0)
+    middle = now if inside else now + timedelta(hours=12)
+    start = middle - timedelta(minutes=30)
+    entries = interval_entries(start, start + timedelta(minutes=61))
+
+    receiver = WebhookReceiver()
+    text = with_sales_hours(original.replace(PLACEHOLDER_HOOKS, receiver.url), entries)
+    text = re.sub(r"(?m)^(\s+group_wait:)\s*\S+", r"\1 1s", text)
+    text = re.sub(r"(?m)^(\s+group_interval:)\s*\S+", r"\1 1s", text)
+    log = tmp_path / "alertmanager.log"
+    try:
+        with private_alertmanager(binary, tmp_path, text, log_level="debug") as url:
+            alerts = [labels for _, labels in [*KPI_DELIVERIES, *ANY_HOUR_DELIVERIES]]
+            _http(f"{url}/api/v2/alerts", [{"labels": labels} for labels in alerts])
+            any_hour = {(name, labels["alertname"]) for name, labels in ANY_HOUR_DELIVERIES}
+            kpi = {(name, labels["alertname"]) for name, labels in KPI_DELIVERIES}
+            if inside:
+                got = _await_deliveries(receiver, any_hour | kpi)
+                assert got == any_hour | kpi, f"sales hours {entries}, now {datetime.now(zone)}"
+            else:
+                # Until what goes out at any hour is delivered and each KPI group was
+                # flushed (and dropped) about twice: had they been sent, they would be here.
+                flushes = 2 * len(kpi)
+                got = _await_deliveries(receiver, any_hour, log=log, muted_flushes=flushes)
+                assert got == any_hour, f"sales hours {entries}, now {datetime.now(zone)}"
+                assert log.read_text().count(NOT_ACTIVE) >= flushes, "no KPI group was muted"
+    finally:
+        receiver.stop()
