@@ -30,8 +30,17 @@ from typing import Any
 
 CellKey = tuple[str, ...]
 
+# A slot is the number of the cell's metric (its first string) in the high bits and
+# the cell's number within that metric in the low ones. A record's slots are sorted,
+# so the cells of one metric sit side by side and a scrape finds them by bisection
+# instead of looking at every cell of the record for every metric it exports.
+_METRIC_BITS = 24
+_NUMBER_MASK = (1 << _METRIC_BITS) - 1
+_MAX_METRICS = 1 << (32 - _METRIC_BITS)  # slots are unsigned 32-bit array items
+
 _SLOTS: dict[CellKey, int] = {}  # cell key -> slot, for this process
-_CELLS: list[CellKey] = []  # slot -> the one tuple of this process for that key
+_METRICS: dict[str, int] = {}  # a cell's first string -> its metric's number
+_CELLS: list[list[CellKey]] = []  # metric number -> its cells (the one tuple of each key)
 _STRINGS: list[str] = []  # position -> string, for this process
 _POSITIONS: dict[str, int] = {}
 _KEY_POSITIONS: dict[CellKey, tuple[int, ...]] = {}
@@ -41,14 +50,37 @@ _MISSING = object()
 def slot_of(cell: CellKey) -> int:
     slot = _SLOTS.get(cell)
     if slot is None:
-        slot = _SLOTS[cell] = len(_CELLS)
-        _CELLS.append(cell)
+        metric = _METRICS.get(cell[0])
+        if metric is None:
+            if len(_CELLS) >= _MAX_METRICS:
+                raise OverflowError(f"more than {_MAX_METRICS} kinds of cell")
+            metric = _METRICS[cell[0]] = len(_CELLS)
+            _CELLS.append([])
+        members = _CELLS[metric]
+        if len(members) > _NUMBER_MASK:
+            raise OverflowError(f"more than {_NUMBER_MASK + 1} cells of {cell[0]!r}")
+        slot = _SLOTS[cell] = metric << _METRIC_BITS | len(members)
+        members.append(cell)
     return slot
+
+
+def metric_cells(name: str) -> list[CellKey]:
+    """Every cell key of the metric *name* this process knows, by number (it only grows)."""
+    metric = _METRICS.get(name)
+    return _CELLS[metric] if metric is not None else []
+
+
+def cell_at(slot: int) -> CellKey:
+    """The cell key of a slot (``slot_of``'s inverse)."""
+    return _CELLS[slot >> _METRIC_BITS][slot & _NUMBER_MASK]
+
+
+_cell_at = cell_at
 
 
 def key_of(cell: CellKey) -> CellKey:
     """The one tuple of this process for *cell*."""
-    return _CELLS[slot_of(cell)]
+    return _cell_at(slot_of(cell))
 
 
 class _Items(ItemsView[CellKey, float]):
@@ -56,7 +88,7 @@ class _Items(ItemsView[CellKey, float]):
 
     def __iter__(self) -> Iterator[tuple[CellKey, float]]:
         cells = self._mapping
-        return zip(map(_CELLS.__getitem__, cells._slots), cells._values, strict=True)
+        return zip(map(_cell_at, cells._slots), cells._values, strict=True)
 
 
 class _Values(ValuesView[float]):
@@ -131,7 +163,41 @@ class Cells(MutableMapping[CellKey, float]):
         return isinstance(cell, tuple) and self._position(cell) >= 0
 
     def __iter__(self) -> Iterator[CellKey]:
-        return map(_CELLS.__getitem__, self._slots)
+        return map(_cell_at, self._slots)
+
+    def slots_and_values(self) -> tuple[array[int], array[float]]:
+        """Every cell's slot (see ``cell_at``) and value, in slot order: read, never change."""
+        return self._slots, self._values
+
+    def numbers_of_metric(self, name: str) -> tuple[list[int], array[float]]:
+        """The cells whose first string is *name*: each one's number within its metric
+        (a dense index: ``metric_cells(name)[number]`` is its key) and its value."""
+        slots, values = self.slots_of_metric(name)
+        return [slot & _NUMBER_MASK for slot in slots], values
+
+    def slots_of_metric(self, name: str) -> tuple[array[int], array[float]]:
+        """The slots and values of the cells whose first string is *name* (see
+        ``cell_at``), found by bisection: for a scrape that sums many records' cells."""
+        metric = _METRICS.get(name)
+        slots = self._slots
+        if metric is None:
+            return slots[0:0], self._values[0:0]
+        start = bisect_left(slots, metric << _METRIC_BITS)
+        end = bisect_left(slots, (metric + 1) << _METRIC_BITS, start)
+        return slots[start:end], self._values[start:end]
+
+    def of_metric(self, name: str) -> Iterator[tuple[CellKey, float]]:
+        """The cells whose first string is *name* (each key whole), found by bisection."""
+        metric = _METRICS.get(name)
+        if metric is None:
+            return
+        slots = self._slots
+        start = bisect_left(slots, metric << _METRIC_BITS)
+        end = bisect_left(slots, (metric + 1) << _METRIC_BITS, start)
+        members = _CELLS[metric]
+        values = self._values
+        for at in range(start, end):
+            yield members[slots[at] & _NUMBER_MASK], values[at]
 
     def __len__(self) -> int:
         return len(self._slots)
