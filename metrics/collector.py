@@ -64,9 +64,16 @@ MANAGER_COUNTERS: dict[str, Family] = {
         "Tasks that passed due_at uncompleted, once per task.",
         ("task_type",),
     ),
+    "tasks_deadline_passed_total": Family(
+        "salespulse_tasks_deadline_passed",
+        "Tasks whose due_at has passed, done or not, once per task: the overdue rate's "
+        "denominator.",
+        ("task_type",),
+    ),
     "regulation_checks_total": Family(
         "salespulse_regulation_checks",
-        "Stage regulations (a task of the required type, due in time) met or missed.",
+        "Stage regulations (a task of the required type, due in time) met or missed, "
+        "counted when their deadline passes.",
         ("pipeline", "stage", "result"),
     ),
     "calls_total": Family("salespulse_calls", "Calls ended.", ("direction", "answered")),
@@ -130,8 +137,10 @@ PERIOD_GAUGES: dict[str, Family] = {
         "Deals reaching a stage in the current period, once per deal and stage.",
         ("pipeline", "stage"),
     ),
-    "tasks_due": Family(
-        "salespulse_period_tasks_due", "Tasks whose due_at falls in the current period.", ()
+    "tasks_deadline_passed": Family(
+        "salespulse_period_tasks_deadline_passed",
+        "Tasks due in the current period whose due_at has passed so far, done or not.",
+        (),
     ),
     "tasks_overdue": Family(
         "salespulse_period_tasks_overdue",
@@ -145,7 +154,7 @@ PERIOD_GAUGES: dict[str, Family] = {
     ),
     "regulation_checks": Family(
         "salespulse_period_regulation_checks",
-        "Stage regulations of stages entered in the current period, met or missed.",
+        "Stage regulations whose deadline passed in the current period, met or missed.",
         ("result",),
     ),
     "calls": Family("salespulse_period_calls", "Calls ended in the current period.", ("answered",)),
@@ -173,7 +182,7 @@ def period_label_sets(settings: Settings) -> dict[str, tuple[tuple[str, ...], ..
         "deals_closed": (("won",), ("lost",)),
         "won_amount": ((),),
         "stage_reached": stages,
-        "tasks_due": ((),),
+        "tasks_deadline_passed": ((),),
         "tasks_overdue": ((),),
         "tasks_completed": (("true",), ("false",)),
         "regulation_checks": (("met",), ("missed",)),

@@ -81,7 +81,7 @@ def summarize(samples: dict[str, dict[Labels, float]], window: str) -> list[Mana
     calls = _by_manager(samples, "salespulse_period_calls", window=window)
     answered = _by_manager(samples, "salespulse_period_calls", window=window, answered="true")
     talk = _by_manager(samples, "salespulse_period_call_duration_seconds", window=window)
-    due = _by_manager(samples, "salespulse_period_tasks_due", window=window)
+    due = _by_manager(samples, "salespulse_period_tasks_deadline_passed", window=window)
     overdue = _by_manager(samples, "salespulse_period_tasks_overdue", window=window)
     targets: dict[str, dict[str, float]] = {}
     for labels, value in samples.get("salespulse_kpi_target", {}).items():

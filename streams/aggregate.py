@@ -11,9 +11,15 @@ without a broker. Definitions follow the department's own:
 - a task counts as overdue once, when its deadline passes uncompleted (by
   the manager's event clock here, by wall clock in ``advance`` once live), or
   when it is completed late, or when the CRM confirms it;
+- a task counts once among the tasks whose deadline has passed, done or not,
+  when its deadline passes: the overdue rate of a period is overdue / those,
+  so a task due later in the period is not in it yet (counting it at creation
+  made the rate read 0.24 instead of 0.44 on the 2nd of the month);
 - a stage regulation is met by a task of the required type for the deal,
   due within the regulation's window, created before the window closes, and
-  missed when the window closes without one.
+  missed when the window closes without one. Both are counted when the
+  window closes, in the period the deadline falls in: counting "met" at once
+  while "missed" waits would read compliance high until the deadlines pass.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from streams.state import (
     CHECK_DEADLINE,
     COMPLETION_WAIT,
     CREATION_WAIT,
+    TASK_DEADLINE,
     TASK_DUE,
     DealState,
     ManagerState,
@@ -66,6 +73,7 @@ class Aggregator:
         self.creation_wait = settings.creation_wait_seconds
         # What each clock passes, by kind of Item.alarms, with the offset it adds.
         self.tasks_clock = {
+            TASK_DEADLINE: 0.0,
             TASK_DUE: self.allowance,
             COMPLETION_WAIT: self.creation_wait,
             CHECK_DEADLINE: 0.0,
@@ -183,12 +191,29 @@ class Aggregator:
             if task is None:
                 continue
             before = task.open_cells()
-            if task.is_open and not task.overdue and task.due_at is not None:
+            settled = False
+            due = task.due_at
+            if task.created and due is not None and not task.deadline_counted and due < clock:
+                self._count_deadline(state, task)
+                settled = True
+            if (
+                task.is_open
+                and not task.overdue
+                and due is not None
+                and due + self.allowance < clock
+            ):
                 self._mark_overdue(state, task)
-            elif not task.created and task.completed_at is not None and not task.completion_counted:
+                settled = True
+            elif (
+                not task.created
+                and task.completed_at is not None
+                and not task.completion_counted
+                and task.completed_at + self.creation_wait < clock
+            ):
                 # The creation never came within the wait: count what is known.
                 self._count_completion(state, task)
-            else:
+                settled = True
+            if not settled:
                 continue
             state.tasks.put(task_id, task)
             state.shift(before, task.open_cells())
@@ -200,7 +225,9 @@ class Aggregator:
             pending = []
             for check in deal.checks:
                 if check.deadline < clock:
-                    self._count_regulation(state, deal.pipeline, check, "missed")
+                    self._count_regulation(
+                        state, deal.pipeline, check, "met" if check.met else "missed"
+                    )
                 else:
                     pending.append(check)
             deal.checks = pending
@@ -437,8 +464,8 @@ class Aggregator:
     ) -> None:
         for _, task in state.tasks.peek_containing(orjson.dumps(deal_id)):
             if task.created and task.deal_id == deal_id and self._satisfies(task, check):
-                self._count_regulation(state, deal.pipeline, check, "met")
-                return
+                check.met = True
+                break
         deal.checks.append(check)
         state.next_check = min(state.next_check, check.deadline)
 
@@ -455,7 +482,7 @@ class Aggregator:
     ) -> None:
         state.add(("regulation_checks_total", pipeline, check.stage, result))
         self._add_period(
-            self._task_periods_at(state, check.entered_at), ("regulation_checks", result)
+            self._task_periods_at(state, check.deadline), ("regulation_checks", result)
         )
 
     # -- tasks ------------------------------------------------------------------
@@ -472,26 +499,22 @@ class Aggregator:
         task.due_at = event.due_at.timestamp()
         task.deal_id = event.deal_id
         state.add(("tasks_created_total", task.task_type))
-        self._add_period(self._task_periods_at(state, task.due_at), ("tasks_due",))
+        state.next_check = min(state.next_check, task.due_at)  # its deadline is counted
         if task.completed_at is not None:
             if not task.completion_counted:
                 self._count_completion(state, task)  # its completion arrived first
         elif task.overdue:
-            state.add(("tasks_overdue_total", task.task_type))  # confirmed before created
-            self._add_period(self._task_periods_at(state, task.due_at), ("tasks_overdue",))
+            self._mark_overdue(state, task)  # confirmed before it was created
         else:
             state.next_check = min(state.next_check, task.due_at + self.allowance)
         deal_id = event.deal_id
         deal = state.deals.peek(deal_id) if deal_id else None
         if deal_id and deal is not None and deal.checks:
-            pending = []
+            met = False
             for check in deal.checks:
-                if at <= check.deadline and self._satisfies(task, check):
-                    self._count_regulation(state, deal.pipeline, check, "met")
-                else:
-                    pending.append(check)
-            if len(pending) < len(deal.checks):
-                deal.checks = pending
+                if not check.met and at <= check.deadline and self._satisfies(task, check):
+                    check.met = met = True
+            if met:
                 state.deals.put(deal_id, deal)
 
     def _task_completed(self, state: ManagerState, event: TaskCompleted, at: float) -> None:
@@ -518,7 +541,8 @@ class Aggregator:
             self._task_periods_at(state, task.completed_at), ("tasks_completed", on_time)
         )
         task.completion_counted = True
-        task.closed_day = self._day(task.completed_at)
+        # Kept until its deadline is counted too (a task done early may be due weeks later).
+        task.closed_day = self._day(max(task.completed_at, task.due_at or task.completed_at))
         if on_time == "false" and not task.overdue:
             self._mark_overdue(state, task)  # it passed its deadline uncompleted
 
@@ -540,6 +564,14 @@ class Aggregator:
         state.add(("tasks_overdue_total", task.task_type))
         if task.due_at is not None:
             self._add_period(self._task_periods_at(state, task.due_at), ("tasks_overdue",))
+            if not task.deadline_counted:  # an overdue task is past its deadline: rate <= 1
+                self._count_deadline(state, task)
+
+    def _count_deadline(self, state: ManagerState, task: TaskState) -> None:
+        assert task.due_at is not None
+        task.deadline_counted = True
+        state.add(("tasks_deadline_passed_total", task.task_type))
+        self._add_period(self._task_periods_at(state, task.due_at), ("tasks_deadline_passed",))
 
     # -- calls ------------------------------------------------------------------
 

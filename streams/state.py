@@ -46,12 +46,18 @@ FORMAT = 2  # version 1 kept deals, tasks and event ids inside one manager recor
 
 @dataclass(slots=True)
 class RegulationCheck:
-    """A stage regulation waiting to be met by a task, or missed at its deadline."""
+    """A stage regulation waiting for its deadline, met or not by then.
+
+    Both outcomes are counted at the deadline: counting a check met as soon as
+    its task comes, while the ones that will be missed wait for the deadline,
+    would show compliance too high until then.
+    """
 
     stage: str
     task_type: str
     deadline: float  # epoch seconds
     entered_at: float
+    met: bool = False
 
 
 @dataclass(slots=True)
@@ -93,7 +99,7 @@ class DealState:
             self.reached,
             self.settled,
             [list(entry) for entry in self.pending],
-            [[c.stage, c.task_type, c.deadline, c.entered_at] for c in self.checks],
+            [[c.stage, c.task_type, c.deadline, c.entered_at, c.met] for c in self.checks],
             self.ids,
         ]
 
@@ -142,6 +148,8 @@ class TaskState:
     overdue: bool = False
     closed_day: int | None = None
     ids: list[str] = field(default_factory=list)  # event ids applied to this task
+    # Counted among the tasks whose deadline has passed (the overdue rate's denominator).
+    deadline_counted: bool = False
 
     def to_list(self) -> list[Any]:
         return [
@@ -154,6 +162,7 @@ class TaskState:
             self.overdue,
             self.closed_day,
             self.ids,
+            self.deadline_counted,
         ]
 
     @classmethod
@@ -165,13 +174,17 @@ class TaskState:
         return self.created and self.completed_at is None
 
     def alarms(self) -> Alarms:
-        """What the task waits for: its due time while open (then it is overdue, after the
-        allowance), or, completed before its creation came, the end of that wait."""
+        """What the task waits for: its deadline, to be counted as passed (done or not);
+        its due time while open (then it is overdue, after the allowance); or, completed
+        before its creation came, the end of that wait."""
+        found: Alarms = ()
+        if self.created and self.due_at is not None and not self.deadline_counted:
+            found += ((TASK_DEADLINE, self.due_at),)
         if self.is_open and not self.overdue and self.due_at is not None:
-            return ((TASK_DUE, self.due_at),)
+            found += ((TASK_DUE, self.due_at),)
         if not self.created and self.completed_at is not None and not self.completion_counted:
-            return ((COMPLETION_WAIT, self.completed_at),)
-        return ()
+            found += ((COMPLETION_WAIT, self.completed_at),)
+        return found
 
     def open_cells(self) -> tuple[CellKey, ...]:
         if not self.is_open:
@@ -182,6 +195,7 @@ class TaskState:
 
 
 # Kinds of Item.alarms: what an item waits for, each passed by the clock named.
+TASK_DEADLINE = b"l"  # tasks clock: the deadline passed, whether the task is done or not
 TASK_DUE = b"o"  # tasks clock, plus the overdue allowance
 COMPLETION_WAIT = b"w"  # tasks clock, plus the creation wait
 CHECK_DEADLINE = b"c"  # tasks clock

@@ -232,9 +232,9 @@ def test_the_four_worked_examples_on_the_live_endpoint(
         == 1
     )
 
-    # (c) tasks: 11 of 25 due tasks overdue
+    # (c) tasks: 11 of the 25 tasks whose deadline passed overdue
     month = {"manager": "m-7", "window": "month"}
-    assert total(samples, "salespulse_period_tasks_due", **month) == TASKS_DUE
+    assert total(samples, "salespulse_period_tasks_deadline_passed", **month) == TASKS_DUE
     assert total(samples, "salespulse_period_tasks_overdue", **month) == TASKS_LATE
     assert total(samples, "salespulse_tasks_overdue_total", manager="m-7") == TASKS_LATE
     assert (

@@ -131,8 +131,9 @@ def test_task_completed_after_its_deadline_is_late_and_overdue_once() -> None:
     assert h.counter("m-a", "tasks_completed_total", "call", "false") == 1
     assert h.counter("m-a", "tasks_overdue_total", "call") == 1
     samples = scrape(h)
-    assert total(samples, "salespulse_period_tasks_due", manager="m-a", window="day") == 1
-    assert total(samples, "salespulse_period_tasks_overdue", manager="m-a", window="day") == 1
+    day = {"manager": "m-a", "window": "day"}
+    assert total(samples, "salespulse_period_tasks_deadline_passed", **day) == 1
+    assert total(samples, "salespulse_period_tasks_overdue", **day) == 1
     assert total(samples, "salespulse_open_tasks", manager="m-a") == 0
 
 
@@ -170,7 +171,10 @@ def test_overdue_noticed_from_the_managers_own_later_task_events() -> None:
 def test_overdue_noticed_by_wall_clock_when_the_manager_is_quiet() -> None:
     h = Harness()
     h.send(task_created("m-a", "T1", "call", T0, due=T0 + minutes(10)))
-    assert h.tick(T0 + minutes(10.5)) == 0  # within the allowance
+    assert h.tick(T0 + minutes(9)) == 0
+    assert h.tick(T0 + minutes(10.5)) == 1  # its deadline has passed ...
+    assert h.counter("m-a", "tasks_deadline_passed_total", "call") == 1
+    assert h.counter("m-a", "tasks_overdue_total") == 0  # ... but it is within the allowance
     assert h.tick(T0 + minutes(30)) == 1
     assert h.counter("m-a", "tasks_overdue_total", "call") == 1
     assert h.tick(T0 + minutes(60)) == 0  # once per task
@@ -210,6 +214,9 @@ def test_regulation_met_by_a_task_due_within_the_window() -> None:
             "m-a", "T1", "proposal", T0 + minutes(30), due=T0 + timedelta(hours=20), deal_id="D1"
         ),
     )
+    # Decided at the deadline, like the ones that will be missed: no early "met".
+    assert h.counter("m-a", "regulation_checks_total") == 0
+    h.tick(T0 + timedelta(hours=25))
     assert h.counter("m-a", "regulation_checks_total", "default", "proposal", "met") == 1
     assert h.counter("m-a", "regulation_checks_total", "default", "proposal", "missed") == 0
 
@@ -245,6 +252,7 @@ def test_regulation_met_by_a_task_prepared_before_entering_the_stage() -> None:
         ),
         stage_changed("m-a", "D1", "proposal", T0 + minutes(5)),
     )
+    h.tick(T0 + timedelta(hours=25))
     assert h.counter("m-a", "regulation_checks_total", "default", "proposal", "met") == 1
 
 
@@ -389,3 +397,52 @@ def test_one_topic_running_ahead_makes_no_other_topic_late() -> None:
     assert h.counter("m-a", "tasks_overdue_total") == 0
     day = f"day:{T0.astimezone(h.processor.zone).date().isoformat()}"
     assert state.periods[day].cells[("deals_created",)] == 1
+
+
+# -- rates during the period --------------------------------------------------------
+
+
+def test_the_overdue_rate_mid_month_counts_only_tasks_whose_deadline_has_passed() -> None:
+    """The seed's delinquent manager on a day in mid-November: 25 tasks past their
+    deadline this month, 11 of them never done, and 20 more due later this month.
+    The rate is 11 / 25 = 0.44; counting the 20 at creation read 11 / 45 = 0.24."""
+    h = Harness()
+    start = NOW - timedelta(days=3)
+    events = []
+    for n in range(25):
+        due = start + timedelta(hours=2 * n + 1)
+        events.append(task_created("m-a", f"P{n}", "call", start + minutes(n), due=due))
+        if n >= 11:
+            events.append(task_completed("m-a", f"P{n}", due - minutes(5)))
+    for n in range(20):
+        due = NOW + timedelta(days=1 + n % 6)  # still November
+        events.append(task_created("m-a", f"L{n}", "email", start + minutes(30 + n), due=due))
+    h.send(*sorted(events, key=lambda event: str(event["occurred_at"])))
+    h.tick(NOW)
+    month = {"manager": "m-a", "window": "month"}
+    samples = scrape(h)
+    passed = total(samples, "salespulse_period_tasks_deadline_passed", **month)
+    overdue = total(samples, "salespulse_period_tasks_overdue", **month)
+    assert (passed, overdue) == (25, 11)
+    assert overdue / passed == 0.44
+    assert total(samples, "salespulse_tasks_deadline_passed_total", manager="m-a") == 25
+    # The week began today: none of it was due yet.
+    assert total(samples, "salespulse_period_tasks_deadline_passed", window="week") == 0
+
+
+def test_a_task_done_early_is_counted_when_its_deadline_passes_weeks_later() -> None:
+    """Kept past the dedupe horizon (7 days after it was done) until its deadline counts."""
+    h = Harness()
+    created = NOW - timedelta(days=20)
+    h.send(
+        task_created("m-a", "T-early", "proposal", created, due=NOW - timedelta(hours=1)),
+        task_completed("m-a", "T-early", created + timedelta(days=1)),
+    )
+    for day in range(2, 20):  # the manager works on: the tasks stream moves on for days
+        at = created + timedelta(days=day)
+        h.send(task_created("m-a", f"T{day}", "call", at, due=at + timedelta(minutes=30)))
+    assert h.counter("m-a", "tasks_deadline_passed_total", "proposal") == 0
+    h.tick(NOW)
+    assert h.counter("m-a", "tasks_deadline_passed_total", "proposal") == 1
+    assert h.counter("m-a", "tasks_completed_total", "proposal", "true") == 1
+    assert h.counter("m-a", "tasks_overdue_total", "proposal") == 0

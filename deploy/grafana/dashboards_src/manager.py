@@ -72,7 +72,8 @@ def _stats() -> list[c.PanelBuilder]:
         ),
         c.stat_panel(
             "Overdue tasks",
-            "Share of the tasks due in the period that became overdue. Green below "
+            "Of the tasks due in the period whose deadline has passed, the share that "
+            "became overdue. Green below "
             "15%, amber from 15%, red from 20% (the team KPI; the manager's own KPI is "
             "the dashed line in 'Overdue tasks vs KPI').",
             [
@@ -254,10 +255,15 @@ def _stages_and_tasks() -> list[c.PanelBuilder]:
         ),
         c.stat_panel(
             "Tasks",
-            "Tasks due in the period, those of them that became overdue, tasks completed "
+            "Tasks due in the period whose deadline has passed, those of them that became "
+            "overdue, tasks completed "
             "on time in the period, and the open and open overdue tasks right now.",
             [
-                c.query(f"manager_window:salespulse_tasks_due:sum{{{MW}}}", "due", instant=True),
+                c.query(
+                    f"manager_window:salespulse_tasks_deadline_passed:sum{{{MW}}}",
+                    "deadline passed",
+                    instant=True,
+                ),
                 c.query(
                     f"manager_window:salespulse_tasks_overdue:sum{{{MW}}}",
                     "overdue",
@@ -405,7 +411,8 @@ def _discipline_and_segments() -> list[c.PanelBuilder]:
     return [
         c.timeseries_panel(
             "Overdue tasks vs KPI",
-            "Share of the tasks due in the current period that became overdue, as the "
+            "Of the tasks due in the current period whose deadline has passed, the share "
+            "that became overdue, as the "
             "time range moves on, the team's rate, and this manager's own KPI (dashed red).",
             [
                 c.query(f"manager_window:salespulse_overdue_rate:ratio{{{MW}}}", "{{name}}"),

@@ -73,7 +73,8 @@ def _team_stats() -> list[c.PanelBuilder]:
         ),
         c.stat_panel(
             "Team overdue tasks",
-            "Share of the team's tasks due in this period that became overdue (each "
+            "Of the team's tasks due in this period whose deadline has passed, the share "
+            "that became overdue (each "
             "task counted once). Green below 15%, amber from 15%, red from 20% (the KPI).",
             [
                 c.query(
@@ -158,7 +159,8 @@ def _manager_bars() -> list[c.PanelBuilder]:
         ),
         c.bar_gauge_panel(
             "Overdue tasks",
-            "Per manager, the share of tasks due in this period that became overdue, "
+            "Per manager, of the tasks due in this period whose deadline has passed, the "
+            "share that became overdue, "
             "worst first. Green below 15%, amber from 15%, red from 20% (the team KPI; a "
             "manager with a personal KPI is held to it by the alerts).",
             [
