@@ -5,6 +5,17 @@ this worker actively owns and renders it (metrics.exposition). Counters
 therefore follow the event history (a restart continues them, a replay
 reproduces them), and standby copies held for other workers are never
 exported twice.
+
+A manager's series are held to a budget (README, "Metrics out": at most 150
+for a company with 5 products, 4 channels, 3 segments, 4 task types and a
+9-stage funnel). So the state's cells, which keep every label, are exported
+twice over: per manager with the few labels a manager's KPIs need, and per
+team (the team of the company file; managers outside it are team "") with
+all of them, crossed: product x channel funnels, task types, the stages of
+regulations, histogram buckets. A team family comes from every worker for
+the partitions it owns: sum by (team, ...) across workers before anything
+else, and never rate() one worker's series (it falls when a partition moves
+away).
 """
 
 from __future__ import annotations
@@ -20,67 +31,157 @@ Series = dict[tuple[str, ...], float]
 class Family:
     name: str
     documentation: str
-    labels: tuple[str, ...]  # after the leading "manager" label where there is one
+    labels: tuple[str, ...]  # after the leading "manager" (or "team") label where there is one
 
 
-# Short cell names in the state -> exported counter families (manager label first).
-MANAGER_COUNTERS: dict[str, Family] = {
-    "deals_created_total": Family(
-        "salespulse_deals_created", "Deals created.", ("pipeline", "product", "channel")
-    ),
-    "deals_closed_total": Family(
-        "salespulse_deals_closed",
-        "Deals reaching a won or lost stage, once per deal.",
-        ("pipeline", "outcome", "product", "channel"),
-    ),
-    "deals_won_amount_total": Family(
-        "salespulse_deals_won_amount",
-        "Sum of the amount of won deals.",
+@dataclass(frozen=True, slots=True)
+class CellFamilies:
+    """How the state's cells named *cell* (labels *labels*) are exported: per manager
+    with the labels at positions *keep* (summed over the rest), and per team whole."""
+
+    cell: str
+    labels: tuple[str, ...]
+    manager: Family | None
+    keep: tuple[int, ...]
+    team: Family | None
+
+    def manager_labels(self, labels: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(labels[position] for position in self.keep)
+
+
+def _counter(
+    cell: str,
+    labels: tuple[str, ...],
+    manager: tuple[str, str, tuple[str, ...]] | None,
+    team: tuple[str, str] | None,
+) -> CellFamilies:
+    """*manager*: (name, help, the labels kept); *team*: (name, help), all labels."""
+    keep: tuple[int, ...] = ()
+    manager_family = None
+    if manager is not None:
+        name, documentation, kept = manager
+        keep = tuple(labels.index(label) for label in kept)
+        manager_family = Family(name, documentation, kept)
+    team_family = None if team is None else Family(team[0], team[1], labels)
+    return CellFamilies(cell, labels, manager_family, keep, team_family)
+
+
+_BY_TEAM = " Per team, summed over the workers."
+
+# Counter cells of a manager's state -> exported counter families ("_total" added).
+COUNTERS: tuple[CellFamilies, ...] = (
+    _counter(
+        "deals_created_total",
         ("pipeline", "product", "channel"),
+        ("salespulse_deals_created", "Deals created.", ("pipeline",)),
+        ("salespulse_team_deals_created", "Deals created." + _BY_TEAM),
     ),
-    "funnel_stage_reached_total": Family(
-        "salespulse_funnel_stage_reached",
-        "Deals reaching a stage, once per deal and stage; skipped stages count as passed.",
+    _counter(
+        "deals_closed_total",
+        ("pipeline", "outcome", "product", "channel"),
+        (
+            "salespulse_deals_closed",
+            "Deals reaching a won or lost stage, once per deal.",
+            ("pipeline", "outcome"),
+        ),
+        ("salespulse_team_deals_closed", "Deals closed, once per deal." + _BY_TEAM),
+    ),
+    _counter(
+        "deals_won_amount_total",
+        ("pipeline", "product", "channel"),
+        ("salespulse_deals_won_amount", "Sum of the amount of won deals.", ("pipeline",)),
+        ("salespulse_team_deals_won_amount", "Sum of the amount of won deals." + _BY_TEAM),
+    ),
+    _counter(
+        "funnel_stage_reached_total",
         ("pipeline", "stage", "product", "channel"),
+        (
+            "salespulse_funnel_stage_reached",
+            "Deals reaching a stage, once per deal and stage; skipped stages count as passed.",
+            ("pipeline", "stage"),
+        ),
+        (
+            "salespulse_team_funnel_stage_reached",
+            "Deals reaching a stage, once per deal and stage, by product and channel." + _BY_TEAM,
+        ),
     ),
-    "segment_deals_closed_total": Family(
-        "salespulse_segment_deals_closed",
-        "Deals closed, by market segment.",
+    _counter(
+        "segment_deals_closed_total",
         ("pipeline", "segment", "outcome"),
+        None,
+        ("salespulse_team_segment_deals_closed", "Deals closed, by market segment." + _BY_TEAM),
     ),
-    "segment_won_amount_total": Family(
-        "salespulse_segment_won_amount",
-        "Sum of the amount of won deals, by market segment.",
+    _counter(
+        "segment_won_amount_total",
         ("pipeline", "segment"),
+        None,
+        (
+            "salespulse_team_segment_won_amount",
+            "Sum of the amount of won deals, by market segment." + _BY_TEAM,
+        ),
     ),
-    "tasks_created_total": Family("salespulse_tasks_created", "Tasks created.", ("task_type",)),
-    "tasks_completed_total": Family(
-        "salespulse_tasks_completed",
-        "Tasks completed; on_time is false when completed after due_at.",
+    _counter(
+        "tasks_created_total",
+        ("task_type",),
+        ("salespulse_tasks_created", "Tasks created.", ()),
+        ("salespulse_team_tasks_created", "Tasks created, by type." + _BY_TEAM),
+    ),
+    _counter(
+        "tasks_completed_total",
         ("task_type", "on_time"),
+        (
+            "salespulse_tasks_completed",
+            "Tasks completed; on_time false when after due_at, unknown without a creation.",
+            ("on_time",),
+        ),
+        ("salespulse_team_tasks_completed", "Tasks completed, by type." + _BY_TEAM),
     ),
-    "tasks_overdue_total": Family(
-        "salespulse_tasks_overdue",
-        "Tasks that passed due_at uncompleted, once per task.",
+    _counter(
+        "tasks_overdue_total",
         ("task_type",),
+        ("salespulse_tasks_overdue", "Tasks that passed due_at uncompleted, once per task.", ()),
+        ("salespulse_team_tasks_overdue", "Tasks that became overdue, by type." + _BY_TEAM),
     ),
-    "tasks_deadline_passed_total": Family(
-        "salespulse_tasks_deadline_passed",
-        "Tasks whose due_at has passed, done or not, once per task: the overdue rate's "
-        "denominator.",
+    _counter(
+        "tasks_deadline_passed_total",
         ("task_type",),
+        (
+            "salespulse_tasks_deadline_passed",
+            "Tasks whose due_at has passed, done or not, once per task: the overdue rate's "
+            "denominator.",
+            (),
+        ),
+        (
+            "salespulse_team_tasks_deadline_passed",
+            "Tasks whose due_at has passed, by type." + _BY_TEAM,
+        ),
     ),
-    "regulation_checks_total": Family(
-        "salespulse_regulation_checks",
-        "Stage regulations (a task of the required type, due in time) met or missed, "
-        "counted when their deadline passes.",
+    _counter(
+        "regulation_checks_total",
         ("pipeline", "stage", "result"),
+        (
+            "salespulse_regulation_checks",
+            "Stage regulations whose deadline passed, met or missed.",
+            ("pipeline", "result"),
+        ),
+        (
+            "salespulse_team_regulation_checks",
+            "Stage regulations whose deadline passed, by stage, met or missed." + _BY_TEAM,
+        ),
     ),
-    "calls_total": Family("salespulse_calls", "Calls ended.", ("direction", "answered")),
-    "call_duration_seconds_total": Family(
-        "salespulse_call_duration_seconds", "Talk time of answered calls.", ("direction",)
+    _counter(
+        "calls_total",
+        ("direction", "answered"),
+        ("salespulse_calls", "Calls ended.", ("direction", "answered")),
+        None,
     ),
-}
+    _counter(
+        "call_duration_seconds_total",
+        ("direction",),
+        ("salespulse_call_duration_seconds", "Talk time of answered calls.", ("direction",)),
+        None,
+    ),
+)
 
 # Cells summed over managers, exported without a manager label but with the source
 # partition: a partition moves between workers with its counts, so a worker's series
@@ -103,23 +204,58 @@ PROCESSOR_COUNTERS: dict[str, Family] = {
     ),
 }
 
-HISTOGRAMS: dict[str, Family] = {
-    "deal_stage_duration_seconds": Family(
-        "salespulse_deal_stage_duration_seconds",
-        "Time deals spent in a stage, observed when they leave it.",
+
+@dataclass(frozen=True, slots=True)
+class HistogramFamilies:
+    """A histogram of the state: per manager its sum and count only (a summary without
+    quantiles), per team with its buckets."""
+
+    cell: str
+    labels: tuple[str, ...]
+    manager: Family | None
+    team: Family
+
+
+HISTOGRAMS: tuple[HistogramFamilies, ...] = (
+    HistogramFamilies(
+        "deal_stage_duration_seconds",
         ("pipeline", "stage"),
+        Family(
+            "salespulse_deal_stage_duration_seconds",
+            "Time deals spent in a stage, observed when they leave it (sum and count).",
+            ("pipeline", "stage"),
+        ),
+        Family(
+            "salespulse_team_deal_stage_duration_seconds",
+            "Time deals spent in a stage, observed when they leave it." + _BY_TEAM,
+            ("pipeline", "stage"),
+        ),
     ),
-    "deal_sales_cycle_seconds": Family(
-        "salespulse_deal_sales_cycle_seconds",
-        "Time from creation to won, over won deals.",
+    HistogramFamilies(
+        "deal_sales_cycle_seconds",
         ("pipeline",),
+        Family(
+            "salespulse_deal_sales_cycle_seconds",
+            "Time from creation to won, over won deals (sum and count).",
+            ("pipeline",),
+        ),
+        Family(
+            "salespulse_team_deal_sales_cycle_seconds",
+            "Time from creation to won, over won deals." + _BY_TEAM,
+            ("pipeline",),
+        ),
     ),
-    "answered_call_duration_seconds": Family(
-        "salespulse_answered_call_duration_seconds",
-        "Length of answered calls.",
+    HistogramFamilies(
+        "answered_call_duration_seconds",
         ("direction",),
+        None,  # a manager's sum and count are salespulse_call_duration_seconds, _calls
+        Family(
+            "salespulse_team_answered_call_duration_seconds",
+            "Length of answered calls." + _BY_TEAM,
+            ("direction",),
+        ),
     ),
-}
+)
 
 # Period cells -> gauge families (labels after manager and window).
 PERIOD_GAUGES: dict[str, Family] = {

@@ -1,8 +1,8 @@
 """The processor's state as Prometheus text, written as it is read, a family at a time.
 
-A scrape of a large company is hundreds of thousands of series (about 300 a
-manager). Building them as prometheus_client metric objects first took
-seconds of the worker's only event loop and memory in proportion to all of
+A scrape of a large company is hundreds of thousands of series (about 130 a
+manager, and each team's crossed families). Building them as prometheus_client
+metric objects first took seconds of the worker's only event loop and memory in proportion to all of
 them. Here each family is formatted straight from the records, manager by
 manager, and handed out in chunks: the endpoint sends each chunk before the
 next is made (the worker goes on processing in between), and nothing larger
@@ -15,22 +15,29 @@ as two scrapes would be.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 
+from prometheus_client.utils import floatToGoString
+
 from metrics.collector import (
+    COUNTERS,
     HISTOGRAMS,
-    MANAGER_COUNTERS,
     OPEN_DEALS,
     OPEN_TASKS,
     OPEN_TASKS_OVERDUE,
     PERIOD_GAUGES,
     PROCESSOR_COUNTERS,
+    CellFamilies,
     Family,
+    HistogramFamilies,
     period_label_sets,
 )
 from salespulse.settings import KpiTargets, Settings
 from streams.buckets import HISTOGRAM_BUCKETS
+from streams.cells import Cells, metric_cells, slot_of
 from streams.periods import WINDOWS, period_of
 from streams.state import OPEN_OVERDUE_TASK, OPEN_TASK, ManagerState, Record, RejectedState
 
@@ -46,24 +53,37 @@ def escape(value: str) -> str:
     return value
 
 
+_NUMBER_TEXT: dict[float, str] = {}
+_NUMBER_TEXT_LIMIT = 65_536  # counts repeat across managers (0, 1, 2, ...)
+
+
 def number(value: float) -> str:
-    """A sample value as prometheus_client writes it (Go's float formatting)."""
-    if value != value:
-        return "NaN"
-    if value == float("inf"):
-        return "+Inf"
-    if value == float("-inf"):
-        return "-Inf"
-    text = repr(float(value))
-    dot = text.find(".")
-    if value > 0 and dot > 6:
-        mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1 :]}".rstrip("0.")
-        return f"{mantissa}e+{dot - 1:02d}"
+    """A sample value as prometheus_client writes it (Go's float formatting), each
+    distinct value formatted once per process."""
+    text = _NUMBER_TEXT.get(value)
+    if text is None:
+        text = str(floatToGoString(value))  # type: ignore[no-untyped-call]
+        if len(_NUMBER_TEXT) < _NUMBER_TEXT_LIMIT:
+            _NUMBER_TEXT[value] = text
     return text
 
 
-def _labels(names: Iterable[str], values: Iterable[str]) -> str:
-    return ",".join(f'{name}="{escape(value)}"' for name, value in zip(names, values, strict=True))
+_LABEL_TEXT: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
+_LABEL_TEXT_LIMIT = 100_000  # label sets repeat across managers; hostile ones only refill it
+
+
+def _labels(names: tuple[str, ...], values: tuple[str, ...]) -> str:
+    """``name="value",...``, each distinct set formatted once (a scrape repeats them for
+    every manager)."""
+    key = (names, values)
+    text = _LABEL_TEXT.get(key)
+    if text is None:
+        if len(_LABEL_TEXT) >= _LABEL_TEXT_LIMIT:
+            _LABEL_TEXT.clear()
+        text = _LABEL_TEXT[key] = ",".join(
+            f'{name}="{escape(value)}"' for name, value in zip(names, values, strict=True)
+        )
+    return text
 
 
 def _header(name: str, documentation: str, kind: str) -> str:
@@ -77,6 +97,9 @@ class StateExposition:
         self._settings = settings
         self._zone = settings.zone
         self._label_sets = period_label_sets(settings)
+        self._teams = {
+            manager_id: manager.team for manager_id, manager in settings.managers.items()
+        }
         self._targets_on: tuple[date, str] | None = None
 
     def text(self, records: Iterable[Record], now: datetime) -> str:
@@ -93,7 +116,11 @@ class StateExposition:
                 rejected.append(record)
         # One manager may have records in two partitions (after a partition count
         # change): Prometheus must still see one series, the sum.
-        ordered = [(f'manager="{escape(m)}"', managers[m]) for m in sorted(managers)]
+        teams = self._teams
+        ordered = [
+            _Manager(f'manager="{escape(m)}"', teams.get(m, ""), managers[m])
+            for m in sorted(managers)
+        ]
         buffer: list[str] = []
         size = 0
         for piece in self._pieces(ordered, rejected, sorted(managers), now):
@@ -107,74 +134,72 @@ class StateExposition:
 
     def _pieces(
         self,
-        managers: list[tuple[str, list[ManagerState]]],
+        managers: list[_Manager],
         rejected: list[RejectedState],
         seen: list[str],
         now: datetime,
     ) -> Iterator[str]:
         """Headers, and each manager's lines of a family, in exposition order."""
-        for short, spec in MANAGER_COUNTERS.items():
-            yield from self._family(managers, spec, "counter", "_total", "counters", short)
-        current = [(window, period_of(now, window, self._zone).key) for window in WINDOWS]
-        for short, spec in PERIOD_GAUGES.items():
-            yield _header(spec.name, spec.documentation, "gauge")
-            names = ("window", *spec.labels)
-            sets = self._label_sets[short]
-            for manager, states in managers:
-                lines = []
-                for window, key in current:
-                    for labels in sets:
-                        value = 0.0
-                        for state in states:
-                            period = state.periods.get(key)
-                            if period is not None:
-                                value += period.cells.get((short, *labels), 0.0)
-                        rest = _labels(names, (window, *labels))
-                        lines.append(f"{spec.name}{{{manager},{rest}}} {number(value)}\n")
-                yield "".join(lines)
+        for spec in COUNTERS:
+            yield from _counters(managers, spec)
+        yield from self._periods(managers, now)
         yield from self._processor_counters(managers, rejected)
-        for short, spec in HISTOGRAMS.items():
-            yield from self._histogram(managers, short, spec)
-        yield from self._family(managers, OPEN_DEALS, "gauge", "", "gauges", "open_deals")
-        for spec, cell in ((OPEN_TASKS, OPEN_TASK), (OPEN_TASKS_OVERDUE, OPEN_OVERDUE_TASK)):
-            yield _header(spec.name, spec.documentation, "gauge")
+        for histogram in HISTOGRAMS:
+            yield from _histograms(managers, histogram)
+        yield from _gauges(managers, OPEN_DEALS, "open_deals")
+        for family, cell in ((OPEN_TASKS, OPEN_TASK), (OPEN_TASKS_OVERDUE, OPEN_OVERDUE_TASK)):
+            yield _header(family.name, family.documentation, "gauge")
             yield "".join(
-                f"{spec.name}{{{manager}}} "
-                f"{number(sum(state.gauges.get(cell, 0.0) for state in states))}\n"
-                for manager, states in managers
+                f"{family.name}{{{manager.label}}} "
+                f"{number(sum(state.gauges.get(cell, 0.0) for state in manager.states))}\n"
+                for manager in managers
             )
         yield from self._configuration(seen, now)
 
-    @staticmethod
-    def _family(
-        managers: list[tuple[str, list[ManagerState]]],
-        spec: Family,
-        kind: str,
-        suffix: str,
-        source: str,
-        short: str,
-    ) -> Iterator[str]:
-        """A family of the cells named *short* in each manager's *source* (counters, gauges)."""
-        name = spec.name + suffix
-        yield _header(name, spec.documentation, kind)
-        for manager, states in managers:
-            series = _series(states, source, short)
-            if series:
-                yield "".join(
-                    f"{name}{{{manager},{_labels(spec.labels, labels)}}} {number(value)}\n"
-                    if labels
-                    else f"{name}{{{manager}}} {number(value)}\n"
-                    for labels, value in sorted(series.items())
-                )
+    def _periods(self, managers: list[_Manager], now: datetime) -> Iterator[str]:
+        """The period gauges: every manager, window and known label set, zeros included.
+
+        Each manager's open periods are read once, into one row of values laid
+        out by (window, family, labels), while the first family is written (so
+        the reading is spread over the scrape's chunks); the other families read
+        the rows. Looking each cell up in each family would search every period
+        once per series.
+        """
+        current = [(window, period_of(now, window, self._zone).key) for window in WINDOWS]
+        layout: dict[int, int] = {}  # slot of a period cell -> its column within a window
+        families: list[tuple[Family, list[int], list[Labels]]] = []
+        for short, family in PERIOD_GAUGES.items():
+            columns = []
+            for labels in self._label_sets[short]:
+                columns.append(layout.setdefault(slot_of((short, *labels)), len(layout)))
+            families.append((family, columns, list(self._label_sets[short])))
+        width = len(layout)
+        rows: list[array[float]] = []
+        for index, (family, columns, label_sets) in enumerate(families):
+            yield _header(family.name, family.documentation, "gauge")
+            names = ("window", *family.labels)
+            # (column in a row, the line's text after the manager label up to the value)
+            series = [
+                (offset * width + column, f",{_labels(names, (window, *labels))}}} ")
+                for offset, (window, _) in enumerate(current)
+                for column, labels in zip(columns, label_sets, strict=True)
+            ]
+            name = family.name
+            for position, manager in enumerate(managers):
+                if index == 0:  # rows are made while the first family is written
+                    rows.append(_period_row(manager.states, current, layout, width))
+                row = rows[position]
+                head = f"{name}{{{manager.label}"
+                yield "".join(f"{head}{tail}{number(row[column])}\n" for column, tail in series)
 
     @staticmethod
     def _processor_counters(
-        managers: list[tuple[str, list[ManagerState]]], rejected: list[RejectedState]
+        managers: list[_Manager], rejected: list[RejectedState]
     ) -> Iterator[str]:
         """Summed over managers, by the source partition (see metrics.collector)."""
         totals: dict[str, dict[Labels, float]] = {name: {} for name in PROCESSOR_COUNTERS}
-        for _, states in managers:
-            for state in states:
+        for manager in managers:
+            for state in manager.states:
                 _sum_processor(totals, state.counters, str(state.partition))
         for record in rejected:
             _sum_processor(totals, record.counters, str(record.partition))
@@ -185,34 +210,6 @@ class StateExposition:
                 f"{name}{{{_labels(spec.labels, labels)}}} {number(value)}\n"
                 for labels, value in sorted(totals[short].items())
             )
-
-    @staticmethod
-    def _histogram(
-        managers: list[tuple[str, list[ManagerState]]], short: str, spec: Family
-    ) -> Iterator[str]:
-        bounds = HISTOGRAM_BUCKETS[short]
-        edges = [_le(bound) for bound in bounds]
-        yield _header(spec.name, spec.documentation, "histogram")
-        for manager, states in managers:
-            series: dict[Labels, list[float]] = {}
-            for state in states:
-                for key, values in state.histograms.items():
-                    if key[0] == short:
-                        target = series.setdefault(key[1:], [0.0] * len(values))
-                        for index, value in enumerate(values):
-                            target[index] += value
-            lines = []
-            for labels, values in sorted(series.items()):
-                rest = _labels(spec.labels, labels)
-                head = f"{manager},{rest}" if rest else manager
-                cumulative = 0.0
-                for edge, count in zip(edges, values[: len(bounds)], strict=True):
-                    cumulative += count
-                    lines.append(f'{spec.name}_bucket{{{head},le="{edge}"}} {number(cumulative)}\n')
-                lines.append(f'{spec.name}_bucket{{{head},le="+Inf"}} {number(values[-1])}\n')
-                lines.append(f"{spec.name}_count{{{head}}} {number(values[-1])}\n")
-                lines.append(f"{spec.name}_sum{{{head}}} {number(values[-2])}\n")
-            yield "".join(lines)
 
     def _configuration(self, seen: list[str], now: datetime) -> Iterator[str]:
         """KPI targets, managers' names and teams, and the funnels' stage order."""
@@ -269,23 +266,186 @@ class StateExposition:
         yield "".join(lines)
 
 
-def _series(states: list[ManagerState], source: str, short: str) -> dict[Labels, float]:
-    summed: dict[Labels, float] = {}
-    for state in states:
-        cells: Mapping[Labels, float] = getattr(state, source)
-        for cell, value in cells.items():
-            if cell[0] == short:
-                labels = cell[1:]
-                summed[labels] = summed.get(labels, 0.0) + value
-    return summed
+@dataclass(frozen=True, slots=True)
+class _Manager:
+    label: str  # manager="...", escaped
+    team: str
+    states: list[ManagerState]
 
 
-def _sum_processor(
-    totals: dict[str, dict[Labels, float]], cells: Mapping[Labels, float], partition: str
+def _counters(managers: list[_Manager], spec: CellFamilies) -> Iterator[str]:
+    """A counter family per manager (its kept labels) and per team (all labels).
+
+    A scrape visits every counter cell of every manager, so this loop is its
+    hot path: cells are summed into lists by their dense number within the
+    metric (per team) and by the number of the labels a manager's series
+    keeps, and turned into labels once per number.
+    """
+    family = spec.manager
+    teams: dict[str, list[float | None]] = {}
+    kept_of: list[int] = []  # cell number -> number of the labels a manager's series keeps
+    kept_labels: list[Labels] = []  # that number -> the labels
+    numbers: dict[Labels, int] = {}
+    if family is not None:
+        name = family.name + "_total"
+        yield _header(name, family.documentation, "counter")
+    for manager in managers:
+        mine: dict[int, float] = {}
+        team = teams.get(manager.team)
+        if team is None:
+            team = teams[manager.team] = []
+        for state in manager.states:
+            cell_numbers, values = state.counters.numbers_of_metric(spec.cell)
+            if cell_numbers and cell_numbers[-1] >= len(kept_of):
+                _learn(spec, kept_of, kept_labels, numbers)
+            if len(team) < len(kept_of):
+                team.extend([None] * (len(kept_of) - len(team)))
+            for number_, value in zip(cell_numbers, values):  # noqa: B905 (equal by construction)
+                sum_ = team[number_]
+                team[number_] = value if sum_ is None else sum_ + value
+                kept = kept_of[number_]
+                mine[kept] = mine.get(kept, 0.0) + value
+        if family is not None and mine:
+            head = f"{name}{{{manager.label}"
+            yield "".join(
+                f"{head},{_labels(family.labels, kept_labels[kept])}}} {number(value)}\n"
+                if family.labels
+                else f"{head}}} {number(value)}\n"
+                for kept, value in sorted(mine.items(), key=lambda item: kept_labels[item[0]])
+            )
+    if spec.team is not None:
+        cells = metric_cells(spec.cell)
+        yield from _team_counter(
+            spec.team,
+            {
+                team: {
+                    cells[number_][1:]: value
+                    for number_, value in enumerate(series)
+                    if value is not None
+                }
+                for team, series in teams.items()
+            },
+        )
+
+
+def _learn(
+    spec: CellFamilies, kept_of: list[int], kept_labels: list[Labels], numbers: dict[Labels, int]
 ) -> None:
-    for cell, value in cells.items():
-        series = totals.get(cell[0])
-        if series is not None:
+    """Extend *kept_of* to every cell of the metric known now (cells are added as
+    events come, also between two chunks of a scrape)."""
+    for cell in metric_cells(spec.cell)[len(kept_of) :]:
+        labels = spec.manager_labels(cell[1:])
+        kept = numbers.get(labels)
+        if kept is None:
+            kept = numbers[labels] = len(kept_labels)
+            kept_labels.append(labels)
+        kept_of.append(kept)
+
+
+def _team_counter(family: Family, teams: dict[str, dict[Labels, float]]) -> Iterator[str]:
+    name = family.name + "_total"
+    yield _header(name, family.documentation, "counter")
+    for team in sorted(teams):
+        series = teams[team]
+        if series:
+            head = f'team="{escape(team)}"'
+            yield "".join(
+                f"{name}{{{head},{_labels(family.labels, labels)}}} {number(value)}\n"
+                for labels, value in sorted(series.items())
+            )
+
+
+def _histograms(managers: list[_Manager], spec: HistogramFamilies) -> Iterator[str]:
+    """Sum and count per manager (a summary without quantiles), buckets per team."""
+    short = spec.cell
+    teams: dict[str, dict[Labels, list[float]]] = {}
+    family = spec.manager
+    if family is not None:
+        yield _header(family.name, family.documentation, "summary")
+    for manager in managers:
+        mine: dict[Labels, list[float]] = {}
+        team = teams.setdefault(manager.team, {})
+        for state in manager.states:
+            for key, values in state.histograms.items():
+                if key[0] == short:
+                    _add_to(mine, key[1:], values)
+                    _add_to(team, key[1:], values)
+        if family is not None and mine:
+            lines = []
+            for labels, values in sorted(mine.items()):
+                rest = _labels(family.labels, labels)
+                head = f"{manager.label},{rest}" if rest else manager.label
+                lines.append(f"{family.name}_sum{{{head}}} {number(values[-2])}\n")
+                lines.append(f"{family.name}_count{{{head}}} {number(values[-1])}\n")
+            yield "".join(lines)
+    bounds = HISTOGRAM_BUCKETS[short]
+    edges = [_le(bound) for bound in bounds]
+    name = spec.team.name
+    yield _header(name, spec.team.documentation, "histogram")
+    for team_name in sorted(teams):
+        lines = []
+        for labels, values in sorted(teams[team_name].items()):
+            head = f'team="{escape(team_name)}",{_labels(spec.team.labels, labels)}'
+            cumulative = 0.0
+            for edge, count in zip(edges, values[: len(bounds)], strict=True):
+                cumulative += count
+                lines.append(f'{name}_bucket{{{head},le="{edge}"}} {number(cumulative)}\n')
+            lines.append(f'{name}_bucket{{{head},le="+Inf"}} {number(values[-1])}\n')
+            lines.append(f"{name}_count{{{head}}} {number(values[-1])}\n")
+            lines.append(f"{name}_sum{{{head}}} {number(values[-2])}\n")
+        yield "".join(lines)
+
+
+def _period_row(
+    states: list[ManagerState],
+    current: Sequence[tuple[str, str]],
+    layout: dict[int, int],
+    width: int,
+) -> array[float]:
+    """One manager's period values: for each window in turn, one column per known cell."""
+    row = array("d", bytes(8 * width * len(current)))
+    for offset, (_, key) in enumerate(current):
+        base = offset * width
+        for state in states:
+            period = state.periods.get(key)
+            if period is None:
+                continue
+            slots, values = period.cells.slots_and_values()
+            for slot, value in zip(slots, values, strict=True):
+                column = layout.get(slot)
+                if column is not None:
+                    row[base + column] += value
+    return row
+
+
+def _add_to(series: dict[Labels, list[float]], labels: Labels, values: list[float]) -> None:
+    target = series.get(labels)
+    if target is None:
+        series[labels] = list(values)
+    else:
+        for index, value in enumerate(values):
+            target[index] += value
+
+
+def _gauges(managers: list[_Manager], family: Family, short: str) -> Iterator[str]:
+    """A gauge family of the cells named *short* in each manager's current-state gauges."""
+    yield _header(family.name, family.documentation, "gauge")
+    for manager in managers:
+        series: dict[Labels, float] = {}
+        for state in manager.states:
+            for cell, value in state.gauges.of_metric(short):
+                series[cell[1:]] = series.get(cell[1:], 0.0) + value
+        if series:
+            yield "".join(
+                f"{family.name}{{{manager.label},{_labels(family.labels, labels)}}} "
+                f"{number(value)}\n"
+                for labels, value in sorted(series.items())
+            )
+
+
+def _sum_processor(totals: dict[str, dict[Labels, float]], cells: Cells, partition: str) -> None:
+    for short, series in totals.items():
+        for cell, value in cells.of_metric(short):
             labels = (*cell[1:], partition)
             series[labels] = series.get(labels, 0.0) + value
 

@@ -256,6 +256,8 @@ def readme_metrics(readme: Path = README) -> set[str]:
         for name in re.findall(r"`(salespulse_\w+)`", cells[0]):
             if cells[1] == "histogram":
                 names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+            elif cells[1].startswith("summary"):
+                names |= {f"{name}_sum", f"{name}_count"}
             else:
                 names.add(name)
     operating = _section(text, "Operating it")

@@ -12,9 +12,10 @@ import re
 import shutil
 import subprocess
 import threading
+import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,14 @@ ALERTMANAGER_CONFIG = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
 PLACEHOLDER_HOOKS = "http://127.0.0.1:5001"
 
 
-def fast_rules(target: Path) -> list[Path]:
-    """The project's rule files with 1 s intervals and no ``for`` waiting."""
+def fast_rules(target: Path, rules: Path = RULES, interval: str = "1s") -> list[Path]:
+    """The project's rule files (those in *rules*) with 1 s (*interval*) intervals and no
+    ``for`` waiting."""
     target.mkdir(parents=True, exist_ok=True)
     written = []
-    for source in sorted(RULES.glob("*.yml")):
+    for source in sorted(rules.glob("*.yml")):
         text = source.read_text()
-        text = re.sub(r"(?m)^(\s+interval:)\s*\S+", r"\1 1s", text)
+        text = re.sub(r"(?m)^(\s+interval:)\s*\S+", rf"\1 {interval}", text)
         text = re.sub(r"(?m)^(\s+for:)\s*\S+", r"\1 0s", text)
         path = target / source.name
         path.write_text(text)
@@ -70,19 +72,39 @@ def _http_ok(url: str) -> bool:
 
 
 class Prometheus(Process):
+    """Prometheus with the project's rule files (see fast_rules: *rules* is where to
+    take them from, *interval* their groups' interval); *targets* and *alertmanager*
+    may be left empty, *flags* are added to its command line and *storage* is the
+    `storage:` section of its configuration."""
+
     def __init__(
-        self, workdir: Path, targets: Iterable[str], alertmanager: str, data: Path | None = None
+        self,
+        workdir: Path,
+        targets: Iterable[str],
+        alertmanager: str | None,
+        data: Path | None = None,
+        *,
+        flags: Sequence[str] = (),
+        storage: Mapping[str, Any] | None = None,
+        rules: Path = RULES,
+        interval: str = "1s",
     ) -> None:
         self.port = free_port()
-        rules = fast_rules(workdir / "rules")
-        config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(path) for path in rules],
-            "scrape_configs": [
-                {"job_name": "salespulse", "static_configs": [{"targets": list(targets)}]}
-            ],
-            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
+        rule_files = fast_rules(workdir / "rules", rules, interval)
+        config: dict[str, Any] = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": interval},
+            "rule_files": [str(path) for path in rule_files],
         }
+        if targets := list(targets):
+            config["scrape_configs"] = [
+                {"job_name": "salespulse", "static_configs": [{"targets": targets}]}
+            ]
+        if alertmanager:
+            config["alerting"] = {
+                "alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]
+            }
+        if storage:
+            config["storage"] = dict(storage)
         config_path = workdir / "prometheus.yml"
         config_path.write_text(json.dumps(config))  # JSON is YAML
         data = data or workdir / "data"
@@ -92,6 +114,7 @@ class Prometheus(Process):
                 f"--config.file={config_path}",
                 f"--storage.tsdb.path={data}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
+                *flags,
             ],
             workdir / "prometheus.log",
         )
@@ -115,6 +138,24 @@ class Prometheus(Process):
         if data["resultType"] in ("scalar", "string"):
             return [{"value": data["result"]}]
         return list(data["result"])
+
+    def api(self, path: str, *, timeout: float = 60, **params: str) -> dict[str, Any]:
+        """The decoded answer of an HTTP API call, an error answer too (Prometheus sends
+        its errors as JSON with a 4xx or 5xx status)."""
+        url = f"http://127.0.0.1:{self.port}{path}?" + urllib.parse.urlencode(params)
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                answer: dict[str, Any] = json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            answer = json.loads(error.read())
+        return answer
+
+    def own_metrics(self) -> str:
+        """Prometheus' own /metrics (rule group durations, failures and the like)."""
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.port}/metrics", timeout=10
+        ) as response:
+            return str(response.read().decode())
 
 
 def backfill(data: Path, series: str, values: Iterable[tuple[float, float]], workdir: Path) -> None:

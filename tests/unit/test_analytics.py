@@ -95,10 +95,12 @@ def test_won_without_passing_all_stages_counts_them_and_the_cycle() -> None:
     assert total(samples, "salespulse_deal_sales_cycle_seconds_count", manager="m-a") == 1
     assert total(samples, "salespulse_deal_sales_cycle_seconds_sum", manager="m-a") == 7200
     assert total(samples, "salespulse_open_deals", manager="m-a") == 0
+    assert total(samples, "salespulse_funnel_stage_reached_total", stage="negotiation") == 1
+    # Product and channel are crossed per team only (unconfigured managers: team "").
     assert (
         total(
             samples,
-            "salespulse_funnel_stage_reached_total",
+            "salespulse_team_funnel_stage_reached_total",
             stage="negotiation",
             product="GTX Pro",
             channel="web",
@@ -266,12 +268,14 @@ def test_a_call_of_zero_seconds_is_unanswered_and_adds_no_talk_time() -> None:
     assert h.counter("m-a", "calls_total", "outbound", "true") == 1
     assert h.counter("m-a", "call_duration_seconds_total") == 1200
     samples = scrape(h)
-    assert total(samples, "salespulse_answered_call_duration_seconds_count", manager="m-a") == 1
-    le_20_minutes = {"manager": "m-a", "le": "1200"}
-    assert total(samples, "salespulse_answered_call_duration_seconds_bucket", **le_20_minutes) == 1
-    assert (
-        total(samples, "salespulse_answered_call_duration_seconds_bucket", manager="m-a", le="900")
-        == 0
+    assert total(samples, "salespulse_calls_total", manager="m-a", answered="true") == 1
+    # Buckets per team: the manager's average is talk time / answered calls.
+    family = "salespulse_team_answered_call_duration_seconds"
+    assert total(samples, f"{family}_count") == 1
+    assert total(samples, f"{family}_bucket", le="1200") == 1
+    assert total(samples, f"{family}_bucket", le="900") == 0
+    assert not any(
+        name.startswith(family) and "manager" in dict(labels) for name, labels in samples
     )
 
 

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from metrics.exposition import StateExposition
 from salespulse.settings import Settings
+from streams.buckets import observe
 from streams.cells import Cells
 from streams.state import ManagerState, OpenPeriod, Record, RejectedState
 
@@ -79,9 +80,9 @@ def busy_manager(manager_id: str, scale: float = 1.0) -> ManagerState:
 
 
 MANAGER_COUNTER_LABELS = {
-    "salespulse_deals_created_total": {"manager", "pipeline", "product", "channel"},
-    "salespulse_deals_closed_total": {"manager", "pipeline", "outcome", "product", "channel"},
-    "salespulse_deals_won_amount_total": {"manager", "pipeline", "product", "channel"},
+    "salespulse_deals_created_total": {"manager", "pipeline"},
+    "salespulse_deals_closed_total": {"manager", "pipeline", "outcome"},
+    "salespulse_deals_won_amount_total": {"manager", "pipeline"},
     "salespulse_calls_total": {"manager", "direction", "answered"},
     "salespulse_call_duration_seconds_total": {"manager", "direction"},
 }
@@ -108,10 +109,10 @@ def test_counter_values_come_from_the_record() -> None:
     result = scrape([busy_manager("m-1")])
 
     assert result["salespulse_deals_created_total"] == {
-        labels(manager="m-1", pipeline="default", product="crm-pro", channel="web"): 3.0
+        labels(manager="m-1", pipeline="default"): 3.0
     }
     closed = result["salespulse_deals_closed_total"]
-    common = {"manager": "m-1", "pipeline": "default", "product": "crm-pro", "channel": "web"}
+    common = {"manager": "m-1", "pipeline": "default"}
     assert closed == {labels(**common, outcome="won"): 2.0, labels(**common, outcome="lost"): 1.0}
     assert result["salespulse_deals_won_amount_total"] == {labels(**common): 25000.0}
     assert result["salespulse_calls_total"] == {
@@ -121,6 +122,68 @@ def test_counter_values_come_from_the_record() -> None:
     assert result["salespulse_call_duration_seconds_total"] == {
         labels(manager="m-1", direction="outbound"): 1800.0
     }
+
+
+def test_a_manager_series_sums_the_labels_it_leaves_to_the_team() -> None:
+    state = busy_manager("m-1")
+    state.add(("deals_created_total", "default", "analytics", "referral"), 4)
+    state.add(("tasks_completed_total", "call", "true"), 2)
+    state.add(("tasks_completed_total", "email", "true"), 3)
+    state.add(("tasks_completed_total", "email", "false"), 1)
+
+    result = scrape([state])
+
+    assert result["salespulse_deals_created_total"] == {
+        labels(manager="m-1", pipeline="default"): 7.0
+    }
+    assert result["salespulse_tasks_completed_total"] == {
+        labels(manager="m-1", on_time="true"): 5.0,
+        labels(manager="m-1", on_time="false"): 1.0,
+    }
+
+
+def test_team_families_cross_every_label_and_sum_the_team() -> None:
+    settings = Settings(
+        timezone="Europe/Berlin",
+        managers={
+            "m-1": {"name": "Anna", "team": "North"},
+            "m-2": {"name": "Boris", "team": "North"},
+            "m-3": {"name": "Chloe", "team": "South"},
+        },
+    )
+    records = [busy_manager("m-1"), busy_manager("m-2", scale=10), busy_manager("m-3")]
+    records.append(busy_manager("m-stranger"))  # not in the company file: team ""
+    records[0].add(("deals_created_total", "default", "analytics", "referral"), 4)
+
+    result = parse(StateExposition(settings).text(records, CLOCK))
+
+    created = result["salespulse_team_deals_created_total"]
+    web = {"pipeline": "default", "product": "crm-pro", "channel": "web"}
+    assert created == {
+        labels(team="North", **web): 33.0,
+        labels(team="North", pipeline="default", product="analytics", channel="referral"): 4.0,
+        labels(team="South", **web): 3.0,
+        labels(team="", **web): 3.0,  # Prometheus stores team="" as no team label
+    }
+    for name, series in result.items():
+        if name.startswith("salespulse_team_"):
+            assert all("manager" not in dict(found) for found in series), name
+
+
+def test_histograms_keep_sum_and_count_per_manager_and_buckets_per_team() -> None:
+    state = manager("m-1")
+    for seconds in (60.0, 60.0):
+        observe(state.histograms, ("deal_stage_duration_seconds", "default", "lead"), seconds)
+
+    result = scrape([state])
+
+    series = labels(manager="m-1", pipeline="default", stage="lead")
+    assert result["salespulse_deal_stage_duration_seconds_sum"] == {series: 120.0}
+    assert result["salespulse_deal_stage_duration_seconds_count"] == {series: 2.0}
+    assert "salespulse_deal_stage_duration_seconds_bucket" not in result
+    buckets = result["salespulse_team_deal_stage_duration_seconds_bucket"]
+    assert buckets[labels(team="", pipeline="default", stage="lead", le="+Inf")] == 2.0
+    assert all("manager" not in dict(found) for found in buckets)
 
 
 def test_a_scrape_reads_the_state_as_it_is_now() -> None:

@@ -20,47 +20,28 @@ from pathlib import Path
 
 import pytest
 
+from metrics import collector
+
 PROMETHEUS_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 RULE_FILES = sorted((PROMETHEUS_DIR / "rules").glob("*.yml"))
 TEST_FILES = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
 
 RECORD_NAME = re.compile(r"^[a-z_]+:[a-z_]+:[a-z0-9_]+$")
 
-# The metrics the processor exports (the spec the rules are written against).
+# The metrics the processor exports (the spec the rules are written against),
+# from the families the exposition renders, and the configuration ones.
 COUNTERS = {
-    "salespulse_deals_created_total",
-    "salespulse_deals_closed_total",
-    "salespulse_deals_won_amount_total",
-    "salespulse_funnel_stage_reached_total",
-    "salespulse_tasks_created_total",
-    "salespulse_tasks_completed_total",
-    "salespulse_tasks_overdue_total",
-    "salespulse_tasks_deadline_passed_total",
-    "salespulse_calls_total",
-    "salespulse_call_duration_seconds_total",
-    "salespulse_regulation_checks_total",
-    "salespulse_events_total",
-    "salespulse_events_rejected_total",
-}
-HISTOGRAMS = {
-    "salespulse_answered_call_duration_seconds",
-    "salespulse_deal_stage_duration_seconds",
-    "salespulse_deal_sales_cycle_seconds",
-}
-GAUGES = {
-    "salespulse_period_deals_created",
-    "salespulse_period_deals_closed",
-    "salespulse_period_won_amount",
-    "salespulse_period_stage_reached",
-    "salespulse_period_tasks_deadline_passed",
-    "salespulse_period_tasks_overdue",
-    "salespulse_period_tasks_completed",
-    "salespulse_period_calls",
-    "salespulse_period_call_duration_seconds",
-    "salespulse_period_regulation_checks",
-    "salespulse_open_deals",
-    "salespulse_open_tasks",
-    "salespulse_open_tasks_overdue",
+    f"{family.name}_total"
+    for spec in collector.COUNTERS
+    for family in (spec.manager, spec.team)
+    if family is not None
+} | {f"{family.name}_total" for family in collector.PROCESSOR_COUNTERS.values()}
+SUMMARIES = {spec.manager.name for spec in collector.HISTOGRAMS if spec.manager is not None}
+HISTOGRAMS = {spec.team.name for spec in collector.HISTOGRAMS}
+GAUGES = {family.name for family in collector.PERIOD_GAUGES.values()} | {
+    collector.OPEN_DEALS.name,
+    collector.OPEN_TASKS.name,
+    collector.OPEN_TASKS_OVERDUE.name,
     "salespulse_kpi_target",
     "salespulse_manager_info",
     "salespulse_funnel_stage_info",
@@ -68,6 +49,7 @@ GAUGES = {
 EXPORTED_METRICS = (
     COUNTERS
     | GAUGES
+    | {f"{name}{suffix}" for name in SUMMARIES for suffix in ("_sum", "_count")}
     | {f"{name}{suffix}" for name in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
 )
 

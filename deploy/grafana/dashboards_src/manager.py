@@ -2,9 +2,12 @@
 
 The top row is the manager "now" in the chosen period (recording rules, instant);
 the charts below follow the dashboard's time range: period numbers over time
-(they restart at every period boundary), and all-history counters and
-histograms as increases over the range (time in stage, sales cycle, call
-lengths, regulation compliance by stage, segments).
+(they restart at every period boundary), and all-history counters as increases
+over the range. A manager's own series carry no product, channel, segment,
+task type or histogram bucket (the metrics budget): distributions (time in
+stage, sales cycle, call lengths), regulations by stage and segments are
+shown for the manager's team, from the recorded team sums (a team's series of
+one worker fall when a partition moves away; the sums do not).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ MP = 'manager="$manager", pipeline="$pipeline"'
 # The manager's own team, for "team average" lines: keeps the team series whose
 # team equals the manager's (unconfigured managers have team "").
 OWN_TEAM = 'and on (team) salespulse_manager_info{manager="$manager"}'
+PIPELINE = 'pipeline="$pipeline"'
 
 
 def _stats() -> list[c.PanelBuilder]:
@@ -73,9 +77,8 @@ def _stats() -> list[c.PanelBuilder]:
         c.stat_panel(
             "Overdue tasks",
             "Of the tasks due in the period whose deadline has passed, the share that "
-            "became overdue. Green below "
-            "15%, amber from 15%, red from 20% (the team KPI; the manager's own KPI is "
-            "the dashed line in 'Overdue tasks vs KPI').",
+            "became overdue. Green below 15%, amber from 15%, red from 20% (the team "
+            "KPI; the manager's own KPI is the dashed line in 'Overdue tasks vs KPI').",
             [
                 c.query(
                     f"manager_window:salespulse_overdue_rate:ratio{{{MW}}}", "overdue", instant=True
@@ -186,12 +189,20 @@ def _throughput_and_funnel() -> list[c.PanelBuilder]:
     ]
 
 
-def _quantile(q: float, metric: str, selector: str, by: str) -> str:
-    """The q-quantile of a histogram's observations in the time range; empty ranges
-    (NaN) are dropped."""
+def _team_quantile(q: float, buckets: str, selector: str, by: str) -> str:
+    """The q-quantile of the manager's team's observations in the time range, from a
+    recorded team bucket sum; empty ranges (NaN) are dropped."""
     return (
-        f"histogram_quantile({q}, sum by ({by}) "
-        f"(increase({metric}_bucket{{{selector}}}[$__range]))) >= 0"
+        f"histogram_quantile({q}, sum by ({by}) (\n"
+        f"  increase({buckets}{{{selector}}}[$__range])\n  {OWN_TEAM}\n)) >= 0"
+    )
+
+
+def _average(summary: str, selector: str, by: str) -> str:
+    """The manager's average observation in the time range, from its sum and count."""
+    return (
+        f"sum by ({by}) (increase({summary}_sum{{{selector}}}[$__range]))\n"
+        f"/ (sum by ({by}) (increase({summary}_count{{{selector}}}[$__range])) > 0)"
     )
 
 
@@ -199,26 +210,34 @@ def _stages_and_tasks() -> list[c.PanelBuilder]:
     top = 14
     height = 9
     stage_duration = "salespulse_deal_stage_duration_seconds"
+    stage_buckets = "team_pipeline_stage_le:salespulse_deal_stage_duration_seconds_bucket:sum"
     cycle = "salespulse_deal_sales_cycle_seconds"
-    regulation_all = f"increase(salespulse_regulation_checks_total{{{MP}}}[$__range])"
-    regulation_met = f'increase(salespulse_regulation_checks_total{{{MP}, result="met"}}[$__range])'
+    cycle_buckets = "team_pipeline_le:salespulse_deal_sales_cycle_seconds_bucket:sum"
+    checks = "team_pipeline_stage_result:salespulse_regulation_checks:sum"
+    regulation_all = f"increase({checks}{{{PIPELINE}}}[$__range])\n  {OWN_TEAM}"
+    regulation_met = f'increase({checks}{{{PIPELINE}, result="met"}}[$__range])\n  {OWN_TEAM}'
     return [
         c.table_panel(
             "Time in stage",
-            "How long this manager's deals stayed in each stage before leaving it, over "
-            "the dashboard's time range: median and 90th percentile, in funnel order.",
+            "How long deals stayed in each stage before leaving it, over the dashboard's "
+            "time range, in funnel order: this manager's average, and the median and 90th "
+            "percentile of the manager's team.",
             [
                 c.instant_table(
-                    c.by_funnel_index(
-                        f"({_quantile(0.5, stage_duration, MP, 'pipeline, stage, le')})"
-                    ),
+                    c.by_funnel_index(f"({_average(stage_duration, MP, 'pipeline, stage')})"),
                     "A",
                 ),
                 c.instant_table(
                     c.by_funnel_index(
-                        f"({_quantile(0.9, stage_duration, MP, 'pipeline, stage, le')})"
+                        f"({_team_quantile(0.5, stage_buckets, PIPELINE, 'pipeline, stage, le')})"
                     ),
                     "B",
+                ),
+                c.instant_table(
+                    c.by_funnel_index(
+                        f"({_team_quantile(0.9, stage_buckets, PIPELINE, 'pipeline, stage, le')})"
+                    ),
+                    "C",
                 ),
             ],
             unit=c.SECONDS,
@@ -227,24 +246,34 @@ def _stages_and_tasks() -> list[c.PanelBuilder]:
                 *c.sort_rows("index", numeric=True),
                 c.organize(
                     exclude=["Time", "index", "pipeline"],
-                    rename={"stage": "Stage", "Value #A": "Median", "Value #B": "90th percentile"},
+                    rename={
+                        "stage": "Stage",
+                        "Value #A": "Average",
+                        "Value #B": "Team median",
+                        "Value #C": "Team 90th percentile",
+                    },
                 ),
             ],
             place=c.at(0, top, 8, height),
         ),
         c.stat_panel(
             "Sales cycle",
-            "Creation to won, over the deals this manager won in the dashboard's time "
-            "range: average, median and 90th percentile.",
+            "Creation to won, over the deals won in the dashboard's time range: this "
+            "manager's average, and the median and 90th percentile of the manager's team.",
             [
+                c.query(_average(cycle, M, "manager"), "average", instant=True),
                 c.query(
-                    f"sum(increase({cycle}_sum{{{M}}}[$__range]))\n"
-                    f"/ (sum(increase({cycle}_count{{{M}}}[$__range])) > 0)",
-                    "average",
+                    _team_quantile(0.5, cycle_buckets, PIPELINE, "le"),
+                    "team median",
+                    "B",
                     instant=True,
                 ),
-                c.query(_quantile(0.5, cycle, M, "le"), "median", "B", instant=True),
-                c.query(_quantile(0.9, cycle, M, "le"), "90th percentile", "C", instant=True),
+                c.query(
+                    _team_quantile(0.9, cycle_buckets, PIPELINE, "le"),
+                    "team 90th percentile",
+                    "C",
+                    instant=True,
+                ),
             ],
             unit=c.SECONDS,
             decimals=1,
@@ -256,8 +285,8 @@ def _stages_and_tasks() -> list[c.PanelBuilder]:
         c.stat_panel(
             "Tasks",
             "Tasks due in the period whose deadline has passed, those of them that became "
-            "overdue, tasks completed "
-            "on time in the period, and the open and open overdue tasks right now.",
+            "overdue, tasks completed on time in the period, and the open and open overdue "
+            "tasks right now.",
             [
                 c.query(
                     f"manager_window:salespulse_tasks_deadline_passed:sum{{{MW}}}",
@@ -292,10 +321,10 @@ def _stages_and_tasks() -> list[c.PanelBuilder]:
             place=c.at(12, top, 6, height),
         ),
         c.bar_gauge_panel(
-            "Regulation compliance by stage",
-            "Per stage, regulations met / (met + missed) over the dashboard's time range: "
-            "did entering the stage get its required task in time? Red below 90% (the "
-            "KPI), amber below 95%.",
+            "Team regulation compliance by stage",
+            "Per stage, for the manager's team, regulations met / (met + missed) whose "
+            "deadline passed in the dashboard's time range: did entering the stage get its "
+            "required task in time? Red below 90% (the KPI), amber below 95%.",
             [
                 c.instant_table(
                     c.by_funnel_index(
@@ -321,17 +350,19 @@ def _calls() -> list[c.PanelBuilder]:
     height = 9
     call_length = (
         heatmap.Panel()
-        .title("Call length distribution")
+        .title("Team call length distribution")
         .description(
-            "How many answered calls fell into each length band (1, 2, 5, 10, 15, 20, "
-            "22, 25, 27, 30, 45, 60 min), over time. Darker is more calls."
+            "How many of the manager's team's answered calls fell into each length band "
+            "(1, 2, 5, 10, 15, 20, 22, 25, 27, 30, 45, 60 min), over time. Darker is more "
+            "calls. The manager's own average is beside it."
         )
         .datasource(c.datasource())
         .targets(
             [
                 c.query(
-                    "sum by (le) (increase(salespulse_answered_call_duration_seconds_bucket"
-                    f"{{{M}}}[$__interval]))",
+                    "sum by (le) (\n  increase(team_direction_le:"
+                    "salespulse_answered_call_duration_seconds_bucket:sum[$__interval])\n"
+                    f"  {OWN_TEAM}\n)",
                     "{{le}}",
                     fmt=prometheus_models.PromQueryFormat.HEATMAP,
                     interval="15m",
@@ -405,15 +436,16 @@ def _calls() -> list[c.PanelBuilder]:
 def _discipline_and_segments() -> list[c.PanelBuilder]:
     top = 32
     height = 9
-    closed = "increase(salespulse_segment_deals_closed_total{{{labels}}}[$__range])"
-    all_closed = closed.format(labels=M)
-    won_closed = closed.format(labels=f'{M}, outcome="won"')
+    segments = "team_pipeline_segment_outcome:salespulse_segment_deals_closed:sum"
+    all_closed = f"increase({segments}[$__range]) {OWN_TEAM}"
+    won_closed = f'increase({segments}{{outcome="won"}}[$__range]) {OWN_TEAM}'
+    won_amount = "team_pipeline_segment:salespulse_segment_won_amount:sum"
     return [
         c.timeseries_panel(
             "Overdue tasks vs KPI",
             "Of the tasks due in the current period whose deadline has passed, the share "
-            "that became overdue, as the "
-            "time range moves on, the team's rate, and this manager's own KPI (dashed red).",
+            "that became overdue, as the time range moves on, the team's rate, and this "
+            "manager's own KPI (dashed red).",
             [
                 c.query(f"manager_window:salespulse_overdue_rate:ratio{{{MW}}}", "{{name}}"),
                 c.query(
@@ -434,13 +466,12 @@ def _discipline_and_segments() -> list[c.PanelBuilder]:
         .override_by_query("B", c.average_line())
         .override_by_query("C", c.target_line()),
         c.bar_gauge_panel(
-            "Won amount by segment",
-            "Value of the deals this manager won in the dashboard's time range, by market "
-            "segment, largest first (in the CRM's currency).",
+            "Team won amount by segment",
+            "Value of the deals the manager's team won in the dashboard's time range, by "
+            "market segment, largest first (in the CRM's currency).",
             [
                 c.query(
-                    "sort_desc(sum by (segment) "
-                    f"(increase(salespulse_segment_won_amount_total{{{M}}}[$__range])))",
+                    f"sort_desc(sum by (segment) (increase({won_amount}[$__range]) {OWN_TEAM}))",
                     "{{segment}}",
                     instant=True,
                 )
@@ -450,9 +481,9 @@ def _discipline_and_segments() -> list[c.PanelBuilder]:
             place=c.at(8, top, 8, height),
         ),
         c.bar_gauge_panel(
-            "Win rate by segment",
-            "Won / (won + lost) by market segment over the deals this manager closed in "
-            "the dashboard's time range. Red below 20%, amber below 25%, green from 25%.",
+            "Team win rate by segment",
+            "Won / (won + lost) by market segment over the deals the manager's team closed "
+            "in the dashboard's time range. Red below 20%, amber below 25%, green from 25%.",
             [
                 c.query(
                     f"(\n  sum by (segment) ({won_closed})\n"

@@ -74,8 +74,8 @@ def _team_stats() -> list[c.PanelBuilder]:
         c.stat_panel(
             "Team overdue tasks",
             "Of the team's tasks due in this period whose deadline has passed, the share "
-            "that became overdue (each "
-            "task counted once). Green below 15%, amber from 15%, red from 20% (the KPI).",
+            "that became overdue (each task counted once; tasks due later are not in it "
+            "yet). Green below 15%, amber from 15%, red from 20% (the KPI).",
             [
                 c.query(
                     f"team_window:salespulse_overdue_rate:ratio{{{c.TEAM_WINDOW}}}",
@@ -160,9 +160,9 @@ def _manager_bars() -> list[c.PanelBuilder]:
         c.bar_gauge_panel(
             "Overdue tasks",
             "Per manager, of the tasks due in this period whose deadline has passed, the "
-            "share that became overdue, "
-            "worst first. Green below 15%, amber from 15%, red from 20% (the team KPI; a "
-            "manager with a personal KPI is held to it by the alerts).",
+            "share that became overdue, worst first. Green below 15%, amber from 15%, "
+            "red from 20% (the team KPI; a manager with a personal KPI is held to it by "
+            "the alerts).",
             [
                 c.query(
                     f"sort_desc(manager_window:salespulse_overdue_rate:ratio{{{c.TEAM_WINDOW}}})",
