@@ -10,8 +10,8 @@
   notifications go out only in sales hours (the time interval `sales-hours`,
   rewritten to contain now or not) while processor alerts go out at any hour;
 - the sales hours are in the company's time zone (deploy/salespulse/company.toml);
-- static checks: every alert is named Salespulse..., has severity, summary,
-  description and runbook_url, every runbook_url is an anchor of a heading in
+- static checks: every alert is named Salespulse..., has a `for:`, severity,
+  summary, description and runbook_url, every runbook_url is an anchor of a heading in
   docs/runbook.md, and every alert has a promtool case where it fires and one
   where it does not.
 
@@ -246,6 +246,9 @@ def test_alerts_are_named_and_labelled() -> None:
             problems.append(f"{rule.where}: component must be one of {sorted(COMPONENTS)}")
         if not rule.fields.get("expr"):
             problems.append(f"{rule.where}: no expr")
+        if str(rule.fields.get("for", "0s")).strip() in {"0", "0s", "0m", ""}:
+            # One bad evaluation (a scrape cut short, a restart) must not page.
+            problems.append(f"{rule.where}: no `for:` (or `for: 0s`)")
         for annotation in REQUIRED_ANNOTATIONS:
             if not rule.annotations.get(annotation):
                 problems.append(f"{rule.where}: no {annotation} annotation")
