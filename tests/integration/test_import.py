@@ -31,7 +31,6 @@ from salespulse.importer import SAMPLE_COMPANY_CONFIG
 from salespulse.importer.convert import convert_file
 from salespulse.importer.mapping import load_builtin
 from tests.support.ingest import read_event_ids
-from tests.support.kafka import read_topic
 from tests.support.polling import wait_for
 from tests.support.processes import WorkerProcess
 from tests.support.scrape import Samples, scrape, total
@@ -208,6 +207,12 @@ def test_import_reproduces_every_agents_numbers_and_a_second_import_changes_none
     ) == {"no_date": 500}
 
 
+def process_state(pid: int) -> str:
+    """The state letter of /proc/PID/stat: ``T`` when stopped by a signal."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2]
+
+
 def test_an_import_that_succeeds_through_a_stalled_broker_left_every_event_on_it(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
@@ -222,7 +227,7 @@ def test_an_import_that_succeeds_through_a_stalled_broker_left_every_event_on_it
     command = [
         sys.executable,
         "-m",
-        "salespulse.importer",
+        "tests.support.pausing_importer",
         str(PIPELINE_CSV),
         "--broker",
         broker.url,
@@ -234,17 +239,21 @@ def test_an_import_that_succeeds_through_a_stalled_broker_left_every_event_on_it
     with subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as importer:
+        # The importer stops itself once its first window is acknowledged, so the
+        # stall below lands mid-import however fast this machine publishes.
         wait_for(
-            lambda: read_topic(broker.bootstrap, "crm.deals", 1, timeout=1),
-            timeout=60,
-            what="the import's first events on the broker",
+            lambda: importer.poll() is not None or process_state(importer.pid) == "T",
+            timeout=120,
+            what="the importer to stop after its first window",
         )
+        assert importer.poll() is None, "the import ended before its first window was acknowledged"
         os.kill(broker.process.pid, signal.SIGSTOP)
         try:
-            assert importer.poll() is None, "the import ended before the broker stalled"
-            # The stall itself: long enough for the importer's window of 2,000 events in
-            # flight to wait on it, well short of the producer's 40 s request timeout.
+            os.kill(importer.pid, signal.SIGCONT)
+            # The stall itself: long enough for the importer's next window of 2,000
+            # events to wait on it, well short of the producer's 40 s request timeout.
             time.sleep(STALL_SECONDS)
+            assert importer.poll() is None, "the import ended while the broker was stopped"
         finally:
             os.kill(broker.process.pid, signal.SIGCONT)
         out, err = importer.communicate(timeout=180)
