@@ -182,7 +182,11 @@ class Aggregator:
         if tasks_clock < state.next_check:
             return changed
         clock = tasks_clock
-        soonest = self._earliest(state, self.tasks_clock)
+        if state.owed.soonest() < clock:
+            for at, counter in state.owed.take_before(clock):
+                self._count_owed(state, at, counter)
+            changed = True
+        soonest = self._next_check(state)
         if soonest >= clock:  # what set next_check was settled or completed meanwhile
             state.next_check = soonest
             return changed
@@ -233,12 +237,15 @@ class Aggregator:
             deal.checks = pending
             state.deals.put(deal_id, deal)
             changed = True
-        state.next_check = self._earliest(state, self.tasks_clock)
+        state.next_check = self._next_check(state)
         return changed
 
     @staticmethod
     def _earliest(state: ManagerState, clock: dict[bytes, float]) -> float:
         return min(state.tasks.soonest(clock), state.deals.soonest(clock))
+
+    def _next_check(self, state: ManagerState) -> float:
+        return min(self._earliest(state, self.tasks_clock), state.owed.soonest())
 
     def _settle_waiting_deals(self, state: ManagerState, clock: float) -> bool:
         """Apply stage changes whose deal's creation did not come within the wait."""
@@ -262,7 +269,7 @@ class Aggregator:
 
     def index(self, state: ManagerState) -> None:
         """Find a manager's next deadlines again (after its state is restored)."""
-        state.next_check = self._earliest(state, self.tasks_clock)
+        state.next_check = self._next_check(state)
         state.next_deal_check = self._earliest(state, self.deals_clock)
 
     def _replay_pending(self, state: ManagerState, deal_id: str, deal: DealState) -> None:
@@ -464,10 +471,16 @@ class Aggregator:
     ) -> None:
         for _, task in state.tasks.peek_containing(orjson.dumps(deal_id)):
             if task.created and task.deal_id == deal_id and self._satisfies(task, check):
-                check.met = True
-                break
-        deal.checks.append(check)
+                self._schedule_met(state, deal.pipeline, check)
+                return
+        deal.checks.append(check)  # waits for a task that meets it, or its deadline
         state.next_check = min(state.next_check, check.deadline)
+
+    def _schedule_met(self, state: ManagerState, pipeline: str, check: RegulationCheck) -> None:
+        """A check met before its deadline is counted met when the deadline passes."""
+        self._schedule(
+            state, check.deadline, ("regulation_checks_total", pipeline, check.stage, "met")
+        )
 
     @staticmethod
     def _satisfies(task: TaskState, check: RegulationCheck) -> bool:
@@ -499,7 +512,7 @@ class Aggregator:
         task.due_at = event.due_at.timestamp()
         task.deal_id = event.deal_id
         state.add(("tasks_created_total", task.task_type))
-        state.next_check = min(state.next_check, task.due_at)  # its deadline is counted
+        self._schedule_deadline(state, task)
         if task.completed_at is not None:
             if not task.completion_counted:
                 self._count_completion(state, task)  # its completion arrived first
@@ -510,11 +523,14 @@ class Aggregator:
         deal_id = event.deal_id
         deal = state.deals.peek(deal_id) if deal_id else None
         if deal_id and deal is not None and deal.checks:
-            met = False
+            waiting = []
             for check in deal.checks:
                 if not check.met and at <= check.deadline and self._satisfies(task, check):
-                    check.met = met = True
-            if met:
+                    self._schedule_met(state, deal.pipeline, check)
+                else:
+                    waiting.append(check)
+            if len(waiting) < len(deal.checks):
+                deal.checks = waiting
                 state.deals.put(deal_id, deal)
 
     def _task_completed(self, state: ManagerState, event: TaskCompleted, at: float) -> None:
@@ -541,10 +557,11 @@ class Aggregator:
             self._task_periods_at(state, task.completed_at), ("tasks_completed", on_time)
         )
         task.completion_counted = True
-        # Kept until its deadline is counted too (a task done early may be due weeks later).
-        task.closed_day = self._day(max(task.completed_at, task.due_at or task.completed_at))
+        task.closed_day = self._day(task.completed_at)
         if on_time == "false" and not task.overdue:
             self._mark_overdue(state, task)  # it passed its deadline uncompleted
+        elif task.due_at is not None and not task.deadline_counted:
+            self._schedule_deadline(state, task)  # a task restored from before schedules
 
     def _task_overdue(self, state: ManagerState, event: TaskOverdue) -> None:
         """The CRM's confirmation: counts only a task not already counted overdue."""
@@ -564,14 +581,42 @@ class Aggregator:
         state.add(("tasks_overdue_total", task.task_type))
         if task.due_at is not None:
             self._add_period(self._task_periods_at(state, task.due_at), ("tasks_overdue",))
-            if not task.deadline_counted:  # an overdue task is past its deadline: rate <= 1
+            # An overdue task is past its deadline (rate <= 1), even if the CRM says so
+            # before the clock has passed it.
+            if not task.deadline_counted:
                 self._count_deadline(state, task)
+            else:
+                counter = ("tasks_deadline_passed_total", task.task_type)
+                if state.owed.remove(task.due_at, counter):
+                    self._count_owed(state, task.due_at, counter)
+
+    def _schedule_deadline(self, state: ManagerState, task: TaskState) -> None:
+        """Count the task's deadline when the tasks clock passes it, done by then or not."""
+        assert task.due_at is not None
+        task.deadline_counted = True
+        self._schedule(state, task.due_at, ("tasks_deadline_passed_total", task.task_type))
 
     def _count_deadline(self, state: ManagerState, task: TaskState) -> None:
         assert task.due_at is not None
         task.deadline_counted = True
-        state.add(("tasks_deadline_passed_total", task.task_type))
-        self._add_period(self._task_periods_at(state, task.due_at), ("tasks_deadline_passed",))
+        self._count_owed(state, task.due_at, ("tasks_deadline_passed_total", task.task_type))
+
+    # -- counts owed at a later time (streams.schedule) ---------------------------
+
+    @staticmethod
+    def _schedule(state: ManagerState, at: float, counter: CellKey) -> None:
+        """Add one to *counter* once the tasks clock passes *at*."""
+        state.owed.add(at, counter)
+        state.next_check = min(state.next_check, at)
+
+    def _count_owed(self, state: ManagerState, at: float, counter: CellKey) -> None:
+        """Count *counter*, owed at *at*, and its period cell in the periods of *at*."""
+        state.add(counter)
+        if counter[0] == "tasks_deadline_passed_total":
+            cell: CellKey = ("tasks_deadline_passed",)
+        else:  # regulation_checks_total, by pipeline, stage and result
+            cell = ("regulation_checks", counter[-1])
+        self._add_period(self._task_periods_at(state, at), cell)
 
     # -- calls ------------------------------------------------------------------
 

@@ -236,9 +236,13 @@ class Writer:
 
     def rows(self, cells: Mapping[CellKey, Any]) -> list[list[Any]]:
         """[position, ..., value] per cell (value: a number or a list of numbers)."""
+        return self.pairs(cells.items())
+
+    def pairs(self, pairs: Iterable[tuple[CellKey, Any]]) -> list[list[Any]]:
+        """``rows`` of (cell, value) pairs, in their order, a cell perhaps more than once."""
         used = self._used
         rows = []
-        for cell, value in cells.items():
+        for cell, value in pairs:
             positions = _positions(cell)
             used.update(positions)
             rows.append([*positions, value])
@@ -259,6 +263,10 @@ class Reader:
     def cells(self, rows: list[list[Any]]) -> Cells:
         strings = self._strings
         return Cells((tuple(strings[position] for position in row[:-1]), row[-1]) for row in rows)
+
+    def pairs(self, rows: list[list[Any]]) -> list[tuple[CellKey, Any]]:
+        strings = self._strings
+        return [(tuple(strings[position] for position in row[:-1]), row[-1]) for row in rows]
 
     def series(self, rows: list[list[Any]]) -> dict[CellKey, list[float]]:
         strings = self._strings

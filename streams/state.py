@@ -36,6 +36,7 @@ import orjson
 
 from streams.cells import CellKey, Cells, Reader, Writer, spelled_cells
 from streams.items import Alarms, Items
+from streams.schedule import Schedule
 
 SEP = "\x1f"
 _SEP = SEP.encode()
@@ -46,11 +47,13 @@ FORMAT = 2  # version 1 kept deals, tasks and event ids inside one manager recor
 
 @dataclass(slots=True)
 class RegulationCheck:
-    """A stage regulation waiting for its deadline, met or not by then.
+    """A stage regulation waiting, on its deal, for a task that meets it or its deadline.
 
     Both outcomes are counted at the deadline: counting a check met as soon as
     its task comes, while the ones that will be missed wait for the deadline,
-    would show compliance too high until then.
+    would show compliance too high until then. Once met, the check leaves its
+    deal for the manager's schedule (ManagerState.owed); ``met`` is true
+    only in records written before that schedule existed.
     """
 
     stage: str
@@ -148,7 +151,8 @@ class TaskState:
     overdue: bool = False
     closed_day: int | None = None
     ids: list[str] = field(default_factory=list)  # event ids applied to this task
-    # Counted among the tasks whose deadline has passed (the overdue rate's denominator).
+    # Counted among the tasks whose deadline has passed (the overdue rate's denominator),
+    # or, done before it, handed to ManagerState.owed to be counted when it passes.
     deadline_counted: bool = False
 
     def to_list(self) -> list[Any]:
@@ -174,9 +178,10 @@ class TaskState:
         return self.created and self.completed_at is None
 
     def alarms(self) -> Alarms:
-        """What the task waits for: its deadline, to be counted as passed (done or not);
-        its due time while open (then it is overdue, after the allowance); or, completed
-        before its creation came, the end of that wait."""
+        """What the task waits for: its due time while open (then it is overdue, after
+        the allowance); completed before its creation came, the end of that wait; and,
+        restored from a record written before deadlines were scheduled in the manager's
+        core (ManagerState.owed), its deadline, to be counted as passed."""
         found: Alarms = ()
         if self.created and self.due_at is not None and not self.deadline_counted:
             found += ((TASK_DEADLINE, self.due_at),)
@@ -195,7 +200,7 @@ class TaskState:
 
 
 # Kinds of Item.alarms: what an item waits for, each passed by the clock named.
-TASK_DEADLINE = b"l"  # tasks clock: the deadline passed, whether the task is done or not
+TASK_DEADLINE = b"l"  # tasks clock: an unscheduled deadline passed, the task done or not
 TASK_DUE = b"o"  # tasks clock, plus the overdue allowance
 COMPLETION_WAIT = b"w"  # tasks clock, plus the creation wait
 CHECK_DEADLINE = b"c"  # tasks clock
@@ -268,6 +273,8 @@ class ManagerState:
     # end of a creation wait (deals clock): passing one looks at the items' alarms.
     next_check: float = float("inf")
     next_deal_check: float = float("inf")
+    # Counts owed when the tasks clock passes a time: task deadlines, regulations met early.
+    owed: Schedule = field(default_factory=Schedule)
     labels: dict[str, list[str]] = field(default_factory=dict)  # admitted free-text values
     deals: Items[DealState] = field(default_factory=_deal_items)
     tasks: Items[TaskState] = field(default_factory=_task_items)
@@ -387,6 +394,7 @@ def encode_core(
         "g": cells.rows(state.gauges),
         "n": state.next_check if state.next_check != float("inf") else None,
         "N": state.next_deal_check if state.next_deal_check != float("inf") else None,
+        "D": cells.pairs((counter, at) for at, counter in state.owed),
         "l": state.labels,
         "e": {
             kind.decode(): {
@@ -448,6 +456,8 @@ def decode_core(raw: bytes) -> CoreRecord:
         histograms=cells.series(body["h"]),
         gauges=cells.cells(body["g"]),
     )
+    # Absent from records written before deadlines were scheduled in the core.
+    state.owed = Schedule((at, counter) for counter, at in cells.pairs(body.get("D", [])))
     embedded = {kind.encode(): items for kind, items in body["e"].items()}
     return CoreRecord(state, body["q"], embedded)
 

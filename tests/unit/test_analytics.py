@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 from datetime import timedelta
 
+import pytest
+
 from metrics.exposition import StateExposition
 from salespulse.settings import KpiChange, KpiTargets, LabelLimits, Manager
 from streams.state import ManagerState
@@ -207,7 +209,8 @@ def test_completion_without_creation_is_counted_after_the_creation_wait() -> Non
 # -- regulations ------------------------------------------------------------------
 
 
-def test_regulation_met_by_a_task_due_within_the_window() -> None:
+@pytest.mark.parametrize("restart", [False, True])
+def test_regulation_met_by_a_task_due_within_the_window(restart: bool) -> None:
     h = Harness()
     h.send(
         deal_created("m-a", "D1", T0),
@@ -218,9 +221,13 @@ def test_regulation_met_by_a_task_due_within_the_window() -> None:
     )
     # Decided at the deadline, like the ones that will be missed: no early "met".
     assert h.counter("m-a", "regulation_checks_total") == 0
+    if restart:
+        h.restart()
     h.tick(T0 + timedelta(hours=25))
     assert h.counter("m-a", "regulation_checks_total", "default", "proposal", "met") == 1
     assert h.counter("m-a", "regulation_checks_total", "default", "proposal", "missed") == 0
+    samples = scrape(h)
+    assert total(samples, "salespulse_period_regulation_checks", result="met", window="month") == 1
 
 
 def test_regulation_missed_when_the_window_closes_without_a_fitting_task() -> None:
@@ -254,6 +261,7 @@ def test_regulation_met_by_a_task_prepared_before_entering_the_stage() -> None:
         ),
         stage_changed("m-a", "D1", "proposal", T0 + minutes(5)),
     )
+    assert h.counter("m-a", "regulation_checks_total") == 0
     h.tick(T0 + timedelta(hours=25))
     assert h.counter("m-a", "regulation_checks_total", "default", "proposal", "met") == 1
 
@@ -434,8 +442,10 @@ def test_the_overdue_rate_mid_month_counts_only_tasks_whose_deadline_has_passed(
     assert total(samples, "salespulse_period_tasks_deadline_passed", window="week") == 0
 
 
-def test_a_task_done_early_is_counted_when_its_deadline_passes_weeks_later() -> None:
-    """Kept past the dedupe horizon (7 days after it was done) until its deadline counts."""
+@pytest.mark.parametrize("restart", [False, True])
+def test_a_task_done_early_is_counted_when_its_deadline_passes_weeks_later(restart: bool) -> None:
+    """Counted past the dedupe horizon (7 days after it was done, when the task itself
+    is forgotten), and after a restart from the changelog."""
     h = Harness()
     created = NOW - timedelta(days=20)
     h.send(
@@ -446,6 +456,10 @@ def test_a_task_done_early_is_counted_when_its_deadline_passes_weeks_later() -> 
         at = created + timedelta(days=day)
         h.send(task_created("m-a", f"T{day}", "call", at, due=at + timedelta(minutes=30)))
     assert h.counter("m-a", "tasks_deadline_passed_total", "proposal") == 0
+    assert "T-early" not in h.manager("m-a").tasks
+    if restart:
+        h.persist()
+        h.restart()
     h.tick(NOW)
     assert h.counter("m-a", "tasks_deadline_passed_total", "proposal") == 1
     assert h.counter("m-a", "tasks_completed_total", "proposal", "true") == 1
