@@ -1,8 +1,9 @@
-"""The salespulse benchmark harness: throughput, latency, memory and recovery, profile.
+"""The salespulse benchmark harness: throughput, latency, memory and recovery, profile, scrape.
 
-    .venv/bin/python -m bench.run                # everything, 15-20 minutes on 2 cores
+    .venv/bin/python -m bench.run                # everything, 11-25 minutes on 2 cores
     .venv/bin/python -m bench.run --quick        # smaller and shorter
     .venv/bin/python -m bench.run --sections throughput,profile --events 300000
+    .venv/bin/python -m bench.run --sections scrape --scrape-managers 1000,10000
 
 Every comparison runs side by side in this one run, on an embedded broker
 (tansu) on 127.0.0.1, because the machine is shared and noisy: numbers from
@@ -10,7 +11,8 @@ different runs are not comparable, ratios from one run are. Figures come
 from here, never from timed tests. The report is printed as each section
 finishes and written to ``<out>/report.txt``; the profile's collapsed stacks
 go to ``<out>/profile-worker.txt``. Methods: docs/performance.md and the
-docstrings of bench.throughput, bench.latency, bench.memory, bench.profile.
+docstrings of bench.throughput, bench.latency, bench.memory, bench.profile,
+bench.scrape.
 Needs py-spy in the virtualenv for the profile (``.venv/bin/pip install
 py-spy``); without it that section is skipped.
 """
@@ -28,10 +30,10 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-from bench import latency, memory, profile, throughput, workload
+from bench import latency, memory, profile, scrape, throughput, workload
 from salespulse.broker import EmbeddedBroker
 
-SECTIONS = ("throughput", "profile", "latency", "memory")
+SECTIONS = ("throughput", "profile", "latency", "memory", "scrape")
 
 
 def machine() -> list[str]:
@@ -110,6 +112,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--profile-seconds", type=float, help="default 20")
     parser.add_argument(
+        "--scrape-managers",
+        default="1000,10000",
+        help="scrape: comma-separated company sizes (default 1000,10000)",
+    )
+    parser.add_argument(
+        "--scrape-repeat", type=int, help="scrape: scrapes per size and encoding (default 3)"
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=Path(tempfile.gettempdir()) / "salespulse-bench",
@@ -125,6 +135,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.profile_seconds = 10.0 if quick else 20.0
     if args.memory_keys is None:
         args.memory_keys = "10000,100000" if quick else "10000,100000,1000000"
+    if args.scrape_repeat is None:
+        args.scrape_repeat = 1 if quick else scrape.SCRAPE_REPEAT
+    args.scrape_sizes = [int(size) for size in args.scrape_managers.split(",") if size]
     args.sizes = [int(size) for size in args.memory_keys.split(",") if size]
     args.chosen = [name.strip() for name in args.sections.split(",") if name.strip()]
     unknown = set(args.chosen) - set(SECTIONS)
@@ -229,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
                     memory.measure(size, workdir, args.partitions, log=note, keep_logs=args.out)
                 )
             report.add(memory.report(points))
+        if "scrape" in args.chosen:
+            template, scrapes = scrape.run(args.scrape_sizes, repeat=args.scrape_repeat, log=note)
+            report.add(scrape.report(template, scrapes, args.scrape_repeat))
     report.add([f"done in {(time.monotonic() - started) / 60:.1f} minutes"])
     return 0
 
