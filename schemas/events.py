@@ -35,6 +35,8 @@ Money = Annotated[float, Field(ge=0, le=1e15, allow_inf_nan=False)]
 Seconds = Annotated[float, Field(ge=0, le=7 * 86400, allow_inf_nan=False)]
 
 EARLIEST_EVENT_TIME = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
+# The largest message an event may be: larger ones are rejected as too_large.
+MAX_EVENT_BYTES = 64 * 1024
 
 
 class _Event(BaseModel):

@@ -17,15 +17,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from salespulse.settings import Settings
-from schemas.events import CallEnded, DealCreated, DealStageChanged, Event
+from schemas.events import MAX_EVENT_BYTES, CallEnded, DealCreated, DealStageChanged, Event
 from streams.aggregate import Aggregator
 from streams.intake import Rejection, known_type, parse_event
 from streams.state import CallIds, DealState, ManagerState, RejectedState, TaskState
 from streams.store import StateStore
 
 log = logging.getLogger(__name__)
-
-MAX_EVENT_BYTES = 64 * 1024
 
 
 Headers = tuple[tuple[str, bytes], ...]

@@ -17,10 +17,9 @@ from typing import Any
 
 from salespulse.ingest.models import EventResult, EventStatus
 from salespulse.settings import Settings
-from schemas.events import TOPIC_OF_TYPE
+from schemas.events import MAX_EVENT_BYTES, TOPIC_OF_TYPE
 from streams.aggregate import Aggregator
 from streams.intake import Rejection, parse_event
-from streams.processor import MAX_EVENT_BYTES
 
 
 @dataclass(frozen=True, slots=True)

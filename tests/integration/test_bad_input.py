@@ -21,9 +21,9 @@ import pytest
 
 from salespulse.broker import EmbeddedBroker
 from salespulse.settings import load_settings
-from schemas.events import TOPIC_OF_TYPE
+from schemas.events import MAX_EVENT_BYTES, TOPIC_OF_TYPE
 from streams.outputs import KEPT_PREFIX_BYTES, MAX_DEAD_LETTER_BYTES
-from streams.processor import MAX_EVENT_BYTES, DeadLetter, Processor, RawMessage
+from streams.processor import DeadLetter, Processor, RawMessage
 from streams.state import RejectedState, decode, decode_core, manager_key, rejected_key
 from streams.store import StateStore
 from tests.support.bad_messages import (

@@ -7,10 +7,11 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+from schemas.events import MAX_EVENT_BYTES
 from schemas.partitioning import Placement, partition_for
 from streams.changelog import ChangelogWriter
 from streams.pipeline import BatchPipeline
-from streams.processor import MAX_EVENT_BYTES, DeadLetter, Processor, RawMessage, Reroute
+from streams.processor import DeadLetter, Processor, RawMessage, Reroute
 from tests.support.harness import DEALS, NOW, Harness, deal_created, stage_changed
 
 PARTITIONS = 4
