@@ -38,8 +38,9 @@ from metrics.collector import (
 from salespulse.settings import KpiTargets, Settings
 from streams.buckets import HISTOGRAM_BUCKETS
 from streams.cells import Cells, metric_cells, slot_of
+from streams.entities import OPEN_OVERDUE_TASK, OPEN_TASK
 from streams.periods import WINDOWS, period_of
-from streams.state import OPEN_OVERDUE_TASK, OPEN_TASK, ManagerState, Record, RejectedState
+from streams.state import ManagerState, Record, RejectedState
 
 CHUNK_CHARACTERS = 256 * 1024
 

@@ -24,11 +24,10 @@ without a broker. Definitions follow the department's own:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
-
-import orjson
 
 from salespulse.settings import LabelLimits, Pipeline, Settings
 from schemas.events import (
@@ -42,21 +41,20 @@ from schemas.events import (
     TaskOverdue,
 )
 from streams.buckets import observe
-from streams.cells import CellKey
-from streams.intake import Rejection
-from streams.periods import Period, periods_of
-from streams.state import (
+from streams.entities import (
     CHECK_DEADLINE,
     COMPLETION_WAIT,
     CREATION_WAIT,
     TASK_DEADLINE,
     TASK_DUE,
+    CellKey,
     DealState,
-    ManagerState,
-    OpenPeriod,
     RegulationCheck,
     TaskState,
 )
+from streams.intake import Rejection
+from streams.periods import Period, periods_of
+from streams.repository import ItemMap, Manager, OpenPeriod
 
 OTHER = "other"
 
@@ -114,7 +112,7 @@ class Aggregator:
                 )
         return None
 
-    def apply(self, state: ManagerState, event: Event) -> bool:
+    def apply(self, state: Manager, event: Event) -> bool:
         """Update all-history counters always, and the periods that are still open.
 
         Returns whether the event was late: its day had closed (end + grace)
@@ -165,7 +163,7 @@ class Aggregator:
 
     # -- the clock: deadlines -------------------------------------------------
 
-    def advance(self, state: ManagerState, tasks_clock: float, deals_clock: float) -> bool:
+    def advance(self, state: Manager, tasks_clock: float, deals_clock: float) -> bool:
         """Settle every deadline the clocks have passed; returns whether anything changed.
 
         Called with the manager's own event times after each event (task
@@ -190,7 +188,7 @@ class Aggregator:
         if soonest >= clock:  # what set next_check was settled or completed meanwhile
             state.next_check = soonest
             return changed
-        for task_id in [name for name, at in state.tasks.alarms(self.tasks_clock) if at < clock]:
+        for task_id in state.tasks.due(self.tasks_clock, clock):
             task = state.tasks.peek(task_id)
             if task is None:
                 continue
@@ -222,7 +220,7 @@ class Aggregator:
             state.tasks.put(task_id, task)
             state.shift(before, task.open_cells())
             changed = True
-        for deal_id in [name for name, at in state.deals.alarms(self.tasks_clock) if at < clock]:
+        for deal_id in state.deals.due(self.tasks_clock, clock):
             deal = state.deals.peek(deal_id)
             if deal is None or not deal.checks:
                 continue
@@ -241,20 +239,20 @@ class Aggregator:
         return changed
 
     @staticmethod
-    def _earliest(state: ManagerState, clock: dict[bytes, float]) -> float:
+    def _earliest(state: Manager, clock: Mapping[str, float]) -> float:
         return min(state.tasks.soonest(clock), state.deals.soonest(clock))
 
-    def _next_check(self, state: ManagerState) -> float:
+    def _next_check(self, state: Manager) -> float:
         return min(self._earliest(state, self.tasks_clock), state.owed.soonest())
 
-    def _settle_waiting_deals(self, state: ManagerState, clock: float) -> bool:
+    def _settle_waiting_deals(self, state: Manager, clock: float) -> bool:
         """Apply stage changes whose deal's creation did not come within the wait."""
         changed = False
         soonest = state.deals.soonest(self.deals_clock)
         if soonest >= clock:  # what set next_deal_check was settled meanwhile
             state.next_deal_check = soonest
             return changed
-        for deal_id in [name for name, at in state.deals.alarms(self.deals_clock) if at < clock]:
+        for deal_id in state.deals.due(self.deals_clock, clock):
             deal = state.deals.peek(deal_id)
             if deal is None or not deal.pending:
                 continue  # its creation came meanwhile
@@ -267,12 +265,13 @@ class Aggregator:
         state.next_deal_check = self._earliest(state, self.deals_clock)
         return changed
 
-    def index(self, state: ManagerState) -> None:
+    def index(self, state: Manager) -> None:
         """Find a manager's next deadlines again (after its state is restored)."""
+        state.restored = False
         state.next_check = self._next_check(state)
         state.next_deal_check = self._earliest(state, self.deals_clock)
 
-    def _replay_pending(self, state: ManagerState, deal_id: str, deal: DealState) -> None:
+    def _replay_pending(self, state: Manager, deal_id: str, deal: DealState) -> None:
         pending, deal.pending = sorted(deal.pending, key=lambda entry: entry[2]), []
         stream = state.stream_watermarks.get("deals", float("-inf"))
         for stage, amount, at in pending:
@@ -282,25 +281,21 @@ class Aggregator:
     # -- periods and expiry ---------------------------------------------------
 
     def _open_periods(
-        self, state: ManagerState, periods: Iterable[Period], watermark: float
+        self, state: Manager, periods: Iterable[Period], watermark: float
     ) -> list[OpenPeriod]:
         found = []
         for period in periods:
             end = period.end_epoch
             if end + self.grace <= watermark:
                 continue  # closed: the event still counts in the all-history counters
-            existing = state.periods.get(period.key)
-            if existing is None:
-                existing = OpenPeriod(end)
-                state.periods[period.key] = existing
-            found.append(existing)
+            found.append(state.open_period(period.key, end))
         return found
 
-    def _periods_at(self, state: ManagerState, at: float, watermark: float) -> list[OpenPeriod]:
+    def _periods_at(self, state: Manager, at: float, watermark: float) -> list[OpenPeriod]:
         moment = datetime.fromtimestamp(at, self.zone)
         return self._open_periods(state, periods_of(moment, self.zone), watermark)
 
-    def _task_periods_at(self, state: ManagerState, at: float) -> list[OpenPeriod]:
+    def _task_periods_at(self, state: Manager, at: float) -> list[OpenPeriod]:
         return self._periods_at(state, at, state.stream_watermarks.get("tasks", float("-inf")))
 
     @staticmethod
@@ -308,18 +303,19 @@ class Aggregator:
         for period in periods:
             period.cells.add(cell, amount)
 
-    def _expire_periods(self, state: ManagerState) -> None:
+    def _expire_periods(self, state: Manager) -> None:
         """Forget periods every stream has closed."""
         watermark = min(state.stream_watermarks.values())
         closed = [key for key, p in state.periods.items() if p.end + self.grace <= watermark]
         for key in closed:
-            del state.periods[key]
+            state.close_period(key)
 
-    def _expire_closed(self, state: ManagerState) -> None:
+    def _expire_closed(self, state: Manager) -> None:
         """Forget deals and tasks closed, and call ids of days, older than the retention."""
         newest_day = datetime.fromtimestamp(state.watermark, self.zone).date().toordinal()
         cutoff = newest_day - self.retention_days
-        for items in state.item_maps():
+        maps: tuple[ItemMap[Any], ...] = (state.deals, state.tasks, state.calls)
+        for items in maps:
             for name in items.expired(cutoff):
                 items.delete(name)
 
@@ -328,7 +324,7 @@ class Aggregator:
 
     # -- labels -----------------------------------------------------------------
 
-    def _label(self, state: ManagerState, kind: str, value: str | None) -> str:
+    def _label(self, state: Manager, kind: str, value: str | None) -> str:
         """A bounded label value: listed, admitted first-come up to the cap, or ``other``."""
         if not value:
             return ""
@@ -350,7 +346,7 @@ class Aggregator:
 
     # -- deals ------------------------------------------------------------------
 
-    def _deal(self, state: ManagerState, deal_id: str, pipeline: str) -> DealState:
+    def _deal(self, state: Manager, deal_id: str, pipeline: str) -> DealState:
         deal = state.deals.get(deal_id)
         if deal is None:
             deal = DealState(pipeline=pipeline)
@@ -358,7 +354,7 @@ class Aggregator:
         return deal
 
     def _deal_created(
-        self, state: ManagerState, event: DealCreated, at: float, periods: list[OpenPeriod]
+        self, state: Manager, event: DealCreated, at: float, periods: list[OpenPeriod]
     ) -> None:
         deal = self._deal(state, event.deal_id, event.pipeline)
         if deal.created:
@@ -377,7 +373,7 @@ class Aggregator:
             self._replay_pending(state, event.deal_id, deal)
 
     def _deal_stage_changed(
-        self, state: ManagerState, event: DealStageChanged, at: float, periods: list[OpenPeriod]
+        self, state: Manager, event: DealStageChanged, at: float, periods: list[OpenPeriod]
     ) -> None:
         # A deal first seen here was created before salespulse saw it, or its
         # creation is still on its way; it is counted when (if) that arrives.
@@ -394,7 +390,7 @@ class Aggregator:
 
     def _enter_stage(
         self,
-        state: ManagerState,
+        state: Manager,
         deal_id: str,
         deal: DealState,
         stage: str,
@@ -437,7 +433,7 @@ class Aggregator:
 
     def _maybe_close(
         self,
-        state: ManagerState,
+        state: Manager,
         deal: DealState,
         stage: str,
         amount: float | None,
@@ -467,16 +463,16 @@ class Aggregator:
     # -- regulations ------------------------------------------------------------
 
     def _open_check(
-        self, state: ManagerState, deal_id: str, deal: DealState, check: RegulationCheck
+        self, state: Manager, deal_id: str, deal: DealState, check: RegulationCheck
     ) -> None:
-        for _, task in state.tasks.peek_containing(orjson.dumps(deal_id)):
-            if task.created and task.deal_id == deal_id and self._satisfies(task, check):
+        for task in state.tasks_of_deal(deal_id):
+            if task.created and self._satisfies(task, check):
                 self._schedule_met(state, deal.pipeline, check)
                 return
         deal.checks.append(check)  # waits for a task that meets it, or its deadline
         state.next_check = min(state.next_check, check.deadline)
 
-    def _schedule_met(self, state: ManagerState, pipeline: str, check: RegulationCheck) -> None:
+    def _schedule_met(self, state: Manager, pipeline: str, check: RegulationCheck) -> None:
         """A check met before its deadline is counted met when the deadline passes."""
         self._schedule(
             state, check.deadline, ("regulation_checks_total", pipeline, check.stage, "met")
@@ -491,7 +487,7 @@ class Aggregator:
         )
 
     def _count_regulation(
-        self, state: ManagerState, pipeline: str, check: RegulationCheck, result: str
+        self, state: Manager, pipeline: str, check: RegulationCheck, result: str
     ) -> None:
         state.add(("regulation_checks_total", pipeline, check.stage, result))
         self._add_period(
@@ -500,7 +496,7 @@ class Aggregator:
 
     # -- tasks ------------------------------------------------------------------
 
-    def _task_created(self, state: ManagerState, event: TaskCreated, at: float) -> None:
+    def _task_created(self, state: Manager, event: TaskCreated, at: float) -> None:
         task = state.tasks.get(event.task_id)
         if task is None:
             task = TaskState()
@@ -533,7 +529,7 @@ class Aggregator:
                 deal.checks = waiting
                 state.deals.put(deal_id, deal)
 
-    def _task_completed(self, state: ManagerState, event: TaskCompleted, at: float) -> None:
+    def _task_completed(self, state: Manager, event: TaskCompleted, at: float) -> None:
         task = state.tasks.get(event.task_id)
         if task is None:
             task = TaskState(deal_id=event.deal_id)
@@ -546,7 +542,7 @@ class Aggregator:
         else:
             state.next_check = min(state.next_check, at + self.creation_wait)
 
-    def _count_completion(self, state: ManagerState, task: TaskState) -> None:
+    def _count_completion(self, state: Manager, task: TaskState) -> None:
         assert task.completed_at is not None
         if task.due_at is None:
             on_time = "unknown"
@@ -563,7 +559,7 @@ class Aggregator:
         elif task.due_at is not None and not task.deadline_counted:
             self._schedule_deadline(state, task)  # a task restored from before schedules
 
-    def _task_overdue(self, state: ManagerState, event: TaskOverdue) -> None:
+    def _task_overdue(self, state: Manager, event: TaskOverdue) -> None:
         """The CRM's confirmation: counts only a task not already counted overdue."""
         task = state.tasks.get(event.task_id)
         if task is None:
@@ -576,7 +572,7 @@ class Aggregator:
         else:
             task.overdue = True  # counted when the creation tells its type and deadline
 
-    def _mark_overdue(self, state: ManagerState, task: TaskState) -> None:
+    def _mark_overdue(self, state: Manager, task: TaskState) -> None:
         task.overdue = True
         state.add(("tasks_overdue_total", task.task_type))
         if task.due_at is not None:
@@ -590,13 +586,13 @@ class Aggregator:
                 if state.owed.remove(task.due_at, counter):
                     self._count_owed(state, task.due_at, counter)
 
-    def _schedule_deadline(self, state: ManagerState, task: TaskState) -> None:
+    def _schedule_deadline(self, state: Manager, task: TaskState) -> None:
         """Count the task's deadline when the tasks clock passes it, done by then or not."""
         assert task.due_at is not None
         task.deadline_counted = True
         self._schedule(state, task.due_at, ("tasks_deadline_passed_total", task.task_type))
 
-    def _count_deadline(self, state: ManagerState, task: TaskState) -> None:
+    def _count_deadline(self, state: Manager, task: TaskState) -> None:
         assert task.due_at is not None
         task.deadline_counted = True
         self._count_owed(state, task.due_at, ("tasks_deadline_passed_total", task.task_type))
@@ -604,12 +600,12 @@ class Aggregator:
     # -- counts owed at a later time (streams.schedule) ---------------------------
 
     @staticmethod
-    def _schedule(state: ManagerState, at: float, counter: CellKey) -> None:
+    def _schedule(state: Manager, at: float, counter: CellKey) -> None:
         """Add one to *counter* once the tasks clock passes *at*."""
         state.owed.add(at, counter)
         state.next_check = min(state.next_check, at)
 
-    def _count_owed(self, state: ManagerState, at: float, counter: CellKey) -> None:
+    def _count_owed(self, state: Manager, at: float, counter: CellKey) -> None:
         """Count *counter*, owed at *at*, and its period cell in the periods of *at*."""
         state.add(counter)
         if counter[0] == "tasks_deadline_passed_total":
@@ -620,7 +616,7 @@ class Aggregator:
 
     # -- calls ------------------------------------------------------------------
 
-    def _call_ended(self, state: ManagerState, event: CallEnded, periods: list[OpenPeriod]) -> None:
+    def _call_ended(self, state: Manager, event: CallEnded, periods: list[OpenPeriod]) -> None:
         answered = "true" if event.was_answered else "false"
         state.add(("calls_total", event.direction, answered))
         self._add_period(periods, ("calls", answered))

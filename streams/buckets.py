@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+
 HOUR = 3600.0
 DAY = 86400.0
 
@@ -46,7 +48,7 @@ HISTOGRAM_BUCKETS: dict[str, tuple[float, ...]] = {
 
 
 def observe(
-    histograms: dict[tuple[str, ...], list[float]], key: tuple[str, ...], value: float
+    histograms: MutableMapping[tuple[str, ...], list[float]], key: tuple[str, ...], value: float
 ) -> None:
     """Count *value* into the histogram series *key* = (histogram name, *labels)."""
     bounds = HISTOGRAM_BUCKETS[key[0]]

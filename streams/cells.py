@@ -28,7 +28,7 @@ from collections.abc import (
 )
 from typing import Any
 
-CellKey = tuple[str, ...]
+from streams.entities import CellKey
 
 # A slot is the number of the cell's metric (its first string) in the high bits and
 # the cell's number within that metric in the low ones. A record's slots are sorted,

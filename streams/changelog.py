@@ -63,7 +63,7 @@ class ChangelogWriter:
         send: Send,
         batches: Callable[[], BatchProducer] | None = None,
     ):
-        self._store = store
+        self.store = store
         self._topic = topic
         self._send = send
         self._batches = batches
@@ -86,21 +86,21 @@ class ChangelogWriter:
         """
         async with self._lock:
             self._last_write = time.monotonic()
-            plan = self._store.begin()
+            plan = self.store.begin()
             if not plan:
                 return 0
             written = 0
             try:
-                while (part := self._store.next_part(plan, MANAGERS_PER_PART)) is not None:
+                while (part := self.store.next_part(plan, MANAGERS_PER_PART)) is not None:
                     await self._send_all(part.cores)
                     await self._send_all(part.items)
-                    self._store.written(part)
+                    self.store.written(part)
                     written += len(part)
                 await self._send_all(plan.closing)
             except BaseException:
                 # Cancelled by a shutdown, or the broker failed: the next write (the
                 # shutdown's own, or a retry) must still carry these records.
-                self._store.requeue(plan)
+                self.store.requeue(plan)
                 raise
             written += len(plan.closing)
             self.records_written += written

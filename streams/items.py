@@ -40,15 +40,15 @@ import re
 import zlib
 from array import array
 from bisect import bisect_left, insort
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 
+from streams.entities import Alarms
+
 BUCKET_ITEMS = 32  # items per bucket, on average, before the buckets double
 REST_MIN_BYTES = 512  # packed entries worth compressing once nothing uses them
-
-Alarms = tuple[tuple[bytes, float], ...]  # (kind of wait, epoch seconds)
 
 
 class Item(Protocol):
@@ -91,10 +91,10 @@ def record_of(seq: int, item: Item | bytes) -> tuple[bytes, bytes]:
 
 
 def _alarm_field(alarms: Alarms) -> bytes:
-    return b";".join(b"%s%r" % (kind, at) for kind, at in alarms)
+    return b";".join(b"%s%r" % (kind.encode(), at) for kind, at in alarms)
 
 
-def _earliest(alarms: Iterable[tuple[bytes, float]], offsets: dict[bytes, float]) -> float | None:
+def _earliest(alarms: Iterable[tuple[str, float]], offsets: Mapping[str, float]) -> float | None:
     found = None
     for kind, at in alarms:
         offset = offsets.get(kind)
@@ -103,9 +103,9 @@ def _earliest(alarms: Iterable[tuple[bytes, float]], offsets: dict[bytes, float]
     return found
 
 
-def _parsed(field: bytes) -> Iterator[tuple[bytes, float]]:
+def _parsed(field: bytes) -> Iterator[tuple[str, float]]:
     for part in field.split(b";"):
-        yield part[:1], float(part[1:])
+        yield chr(part[0]), float(part[1:])
 
 
 T = TypeVar("T", bound=Item)
@@ -143,7 +143,7 @@ class Items(Generic[T]):
         self._cold = False  # the buckets are compressed (see rest)
         self._used = False  # buckets used since the last rest
         # The packed entries' alarm times, sorted, by kind: the soonest without a search.
-        self._times: dict[bytes, array[float]] = {}
+        self._times: dict[str, array[float]] = {}
         # Since the last write: CHANGED (put or got) or DELETED. One small dict, not two
         # sets: every manager has three of these, most of them empty most of the time.
         self._marks: dict[Name, bool] = {}
@@ -345,7 +345,7 @@ class Items(Generic[T]):
         for name, value in found:
             yield name, value if not isinstance(value, bytes) else self._decode(value)
 
-    def soonest(self, offsets: dict[bytes, float]) -> float:
+    def soonest(self, offsets: Mapping[str, float]) -> float:
         """The earliest of ``alarms`` (infinity if none), without a search."""
         found = float("inf")
         for value in self._values.values():
@@ -358,7 +358,7 @@ class Items(Generic[T]):
                 found = times[0] + offset
         return found
 
-    def alarms(self, offsets: dict[bytes, float]) -> list[tuple[Name, float]]:
+    def alarms(self, offsets: Mapping[str, float]) -> list[tuple[Name, float]]:
         """Each item waiting for a time, with the earliest of its waits whose kind
         *offsets* names, that offset added; no packed item is decoded."""
         found = []
@@ -372,6 +372,10 @@ class Items(Generic[T]):
                 if at is not None:
                     found.append((self._name_of(match[1]), at))
         return found
+
+    def due(self, offsets: Mapping[str, float], clock: float) -> list[Name]:
+        """Items with a wait (as in ``alarms``) that *clock* has passed."""
+        return [name for name, at in self.alarms(offsets) if at < clock]
 
     def expired(self, cutoff: int) -> list[Name]:
         """Items closed before the local day *cutoff*."""

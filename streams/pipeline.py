@@ -53,7 +53,7 @@ class BatchPipeline:
         write_interval: float = 0.0,
     ):
         self.processor = processor
-        self.progress = ProgressBook(processor.store)
+        self.progress = ProgressBook(changelog.store)
         self._changelog = changelog
         self._reader = reader
         self._send = send
@@ -91,7 +91,7 @@ class BatchPipeline:
 
     async def flush(self) -> None:
         """Write whatever batches touched since the last write."""
-        if self.processor.store.pending():
+        if self._changelog.store.pending():
             await self._changelog.write()
 
     async def _fill(

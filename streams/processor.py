@@ -19,9 +19,9 @@ from typing import Any
 from salespulse.settings import Settings
 from schemas.events import MAX_EVENT_BYTES, CallEnded, DealCreated, DealStageChanged, Event
 from streams.aggregate import Aggregator
+from streams.entities import CallIds, DealState, TaskState
 from streams.intake import Rejection, known_type, parse_event
-from streams.state import CallIds, DealState, ManagerState, RejectedState, TaskState
-from streams.store import StateStore
+from streams.repository import Manager, Repository
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class Processor:
     def __init__(
         self,
         settings: Settings,
-        store: StateStore,
+        store: Repository,
         clock: Callable[[], datetime] = _utc_now,
         *,
         placement: Callable[[bytes], int] | None = None,
@@ -106,7 +106,6 @@ class Processor:
         self.configured_managers = frozenset(settings.managers)
         self.max_unconfigured = settings.max_unconfigured_managers
         self._unconfigured: dict[int, set[str]] = {}  # partition -> managers tracked
-        store.restored = self.aggregator.index
 
     def process(self, topic: str, messages: Sequence[RawMessage]) -> list[Output]:
         """Apply *messages* of *topic* in offset order; returns what must be sent on
@@ -150,6 +149,8 @@ class Processor:
         """Settle deadlines *clock* has passed in caught-up *partitions*; counts changes."""
         changed = 0
         for state in self.store.managers_in(partitions):
+            if state.restored:
+                self.aggregator.index(state)
             if self.aggregator.advance(state, clock, clock):
                 self.store.touch(state)
                 changed += 1
@@ -191,7 +192,7 @@ class Processor:
             message = output.message
             state = self.store.rejected(message.partition, output.topic)
             if state is None:
-                state = RejectedState(topic=output.topic, partition=message.partition)
+                state = self.store.new_rejected(message.partition, output.topic)
             if message.offset <= state.offset:
                 continue
             state.offset = message.offset
@@ -202,7 +203,7 @@ class Processor:
                 event_type = output.rejection.event_type or "invalid"
                 state.counters.add(("events_total", output.topic, event_type, "rejected"))
                 state.counters.add(("events_rejected_total", output.topic, output.rejection.reason))
-            self.store.put_rejected(state)
+            self.store.touch_rejected(message.partition, output.topic)
 
     def _admit(self, partition: int, manager_id: str) -> bool:
         """Whether a manager without state may get some: configured ones always."""
@@ -230,8 +231,9 @@ class Processor:
                 )
                 self._reject(topic, message, limit, dead)
                 return
-            state = ManagerState(manager_id=event.manager_id, partition=message.partition)
-            self.store.add_manager(state)
+            state = self.store.new_manager(message.partition, event.manager_id)
+        elif state.restored:
+            self.aggregator.index(state)
         if message.offset <= state.offsets.get(topic, -1):
             return  # delivered again after a restart: its effect is in the state already
         day = self._call_day(state, event) if isinstance(event, CallEnded) else 0
@@ -251,7 +253,7 @@ class Processor:
     # core, so the ids are exactly those of the events the state holds: an id seen
     # again in a message the state has not absorbed is a duplicate.
 
-    def _call_day(self, state: ManagerState, event: Event) -> int:
+    def _call_day(self, state: Manager, event: Event) -> int:
         """The event's local day, but never older than the dedupe horizon.
 
         Ids of events older than the horizon go into the oldest live day, so
@@ -264,9 +266,7 @@ class Processor:
         return day
 
     @staticmethod
-    def _item(
-        state: ManagerState, event: Event, day: int
-    ) -> DealState | TaskState | CallIds | None:
+    def _item(state: Manager, event: Event, day: int) -> DealState | TaskState | CallIds | None:
         """The record that holds *event*'s id (a call's by its *day*), for its next change."""
         if isinstance(event, CallEnded):
             return state.calls.get(day)
@@ -274,11 +274,11 @@ class Processor:
             return state.deals.get(event.deal_id)
         return state.tasks.get(event.task_id)
 
-    def _seen(self, state: ManagerState, event: Event, day: int) -> bool:
+    def _seen(self, state: Manager, event: Event, day: int) -> bool:
         item = self._item(state, event, day)
         return item is not None and event.event_id in item.ids
 
-    def _remember(self, state: ManagerState, event: Event, day: int) -> None:
+    def _remember(self, state: Manager, event: Event, day: int) -> None:
         item = self._item(state, event, day)
         if isinstance(item, CallIds):
             item.ids.add(event.event_id)

@@ -19,7 +19,8 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 
-from streams.cells import CellKey, cell_at, slot_of
+from streams.cells import cell_at, slot_of
+from streams.entities import CellKey
 
 
 class Schedule:

@@ -17,15 +17,16 @@ given, per embedded item, the newer of the two copies (see streams.state).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from streams.entities import CallIds
 from streams.items import Items, Name, record_of, seq_of
+from streams.repository import Manager
 from streams.state import (
-    CallIds,
     ManagerState,
     RejectedState,
     SourceProgress,
@@ -46,7 +47,7 @@ Send = tuple[int, bytes, bytes | None]  # partition, key, value (None: delete)
 _CORE_FIELDS = tuple(
     name
     for name in ManagerState.__slots__
-    if name not in ("manager_id", "partition", "deals", "tasks", "calls")
+    if name not in ("manager_id", "partition", "deals", "tasks", "calls", "restored")
 )
 _SEQ = re.compile(rb'"q":(\d+)')
 
@@ -114,8 +115,6 @@ class Write:
 class StateStore:
     def __init__(self) -> None:
         self._partitions: dict[int, Partition] = {}
-        # Called with a manager whose state was just restored (to find its next deadlines).
-        self.restored: Callable[[ManagerState], None] = lambda state: None
         # Managers touched since the last pack, whose decoded items pack turns to bytes.
         self._loose: dict[tuple[int, str], ManagerState] = {}
 
@@ -143,9 +142,15 @@ class StateStore:
         found.touched.add(state.manager_id)
         self._loose[(state.partition, state.manager_id)] = state
 
-    def touch(self, state: ManagerState) -> None:
-        self._partition(state.partition).touched.add(state.manager_id)
-        self._loose[(state.partition, state.manager_id)] = state
+    def new_manager(self, partition: int, manager_id: str) -> ManagerState:
+        state = ManagerState(manager_id=manager_id, partition=partition)
+        self.add_manager(state)
+        return state
+
+    def touch(self, state: Manager) -> None:
+        found = self._partition(state.partition)
+        found.touched.add(state.manager_id)
+        self._loose[(state.partition, state.manager_id)] = found.managers[state.manager_id]
 
     def pack(self) -> None:
         """Turn the items decoded since the last pack back into bytes (streams.items); after
@@ -185,6 +190,14 @@ class StateStore:
     def rejected(self, partition: int, topic: str) -> RejectedState | None:
         found = self._partitions.get(partition)
         return None if found is None else found.rejected.get(topic)
+
+    def new_rejected(self, partition: int, topic: str) -> RejectedState:
+        state = RejectedState(topic=topic, partition=partition)
+        self._partition(partition).rejected[topic] = state
+        return state
+
+    def touch_rejected(self, partition: int, topic: str) -> None:
+        self._partition(partition).touched_rejected.add(topic)
 
     def put_rejected(self, state: RejectedState) -> None:
         found = self._partition(state.partition)
@@ -385,7 +398,7 @@ class StateStore:
                     continue  # deleted either way
                 items.adopt(item_name, None if body is None else items.decode_list(body))
                 adopted = True
-        self.restored(state)
+        state.restored = True
         return adopted
 
     def keep(self, partitions: set[int]) -> None:

@@ -12,10 +12,10 @@ import sys
 from salespulse.cli import main
 from schemas.events import Event
 from streams.processor import Processor
-from streams.state import ManagerState
+from streams.repository import Manager
 
 
-def _never_seen(self: Processor, state: ManagerState, event: Event, day: int) -> bool:
+def _never_seen(self: Processor, state: Manager, event: Event, day: int) -> bool:
     return False
 
 

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from streams.changelog import ChangelogWriter
-from streams.state import CallIds
+from streams.entities import CallIds
 from streams.store import StateStore
 from tests.support.harness import CALLS, NOW, Harness, call
 

@@ -14,8 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.items import Items, Name, body_of, record_of, seq_of
-from streams.state import (
+from streams.entities import (
     CHECK_DEADLINE,
     COMPLETION_WAIT,
     CREATION_WAIT,
@@ -25,6 +24,7 @@ from streams.state import (
     RegulationCheck,
     TaskState,
 )
+from streams.items import Items, Name, body_of, record_of, seq_of
 
 
 def a_task(rng: random.Random) -> TaskState:
@@ -42,7 +42,7 @@ def a_task(rng: random.Random) -> TaskState:
     )
 
 
-def expected_alarms(tasks: dict[Name, TaskState], offsets: dict[bytes, float]) -> list[Any]:
+def expected_alarms(tasks: dict[Name, TaskState], offsets: dict[str, float]) -> list[Any]:
     found = []
     for name, task in tasks.items():
         waits = [at + offsets[kind] for kind, at in task.alarms() if kind in offsets]

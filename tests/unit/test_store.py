@@ -16,9 +16,10 @@ from typing import Any
 import orjson
 import pytest
 
+from streams.entities import DealState
 from streams.items import Items, body_of, seq_of
 from streams.processor import RawMessage
-from streams.state import DealState, ManagerState, item_key, manager_key
+from streams.state import ManagerState, item_key, manager_key
 from tests.support.harness import (
     CALLS,
     DEALS,

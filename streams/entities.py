@@ -1,0 +1,205 @@
+"""What the domain remembers of a manager's deals, tasks and calls, as plain records.
+
+These are the items the aggregation changes (streams.aggregate) and the
+cells it counts in. How they are kept, packed, compressed and written to
+the changelog is the state layer's business (streams.state, streams.items);
+a record here only says how it becomes a list and back (``to_list``,
+``from_list``), when it may be forgotten (``closed_day``) and what times it
+waits for (``alarms``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+CellKey = tuple[str, ...]  # a metric's short name, then its label values
+
+# What an item waits for (Alarms), each passed by the clock named.
+TASK_DEADLINE = "l"  # tasks clock: an unscheduled deadline passed, the task done or not
+TASK_DUE = "o"  # tasks clock, plus the overdue allowance
+COMPLETION_WAIT = "w"  # tasks clock, plus the creation wait
+CHECK_DEADLINE = "c"  # tasks clock
+CREATION_WAIT = "p"  # deals clock, plus the creation wait
+
+Alarms = tuple[tuple[str, float], ...]  # (kind of wait, epoch seconds)
+
+OPEN_TASK: CellKey = ("open_tasks",)
+OPEN_OVERDUE_TASK: CellKey = ("open_tasks_overdue",)
+
+
+@dataclass(slots=True)
+class RegulationCheck:
+    """A stage regulation waiting, on its deal, for a task that meets it or its deadline.
+
+    Both outcomes are counted at the deadline: counting a check met as soon as
+    its task comes, while the ones that will be missed wait for the deadline,
+    would show compliance too high until then. Once met, the check leaves its
+    deal for the manager's schedule (ManagerState.owed); ``met`` is true
+    only in records written before that schedule existed.
+    """
+
+    stage: str
+    task_type: str
+    deadline: float  # epoch seconds
+    entered_at: float
+    met: bool = False
+
+
+@dataclass(slots=True)
+class DealState:
+    """What salespulse remembers of one deal until it is closed and expired."""
+
+    pipeline: str
+    product: str = ""
+    channel: str = ""
+    segment: str = ""
+    amount: float | None = None
+    created: bool = False
+    outcome: str | None = None
+    closed_day: int | None = None
+    created_at: float | None = None
+    stage: str | None = None  # the current stage
+    stage_entered_at: float | None = None
+    reached: int = -1  # highest index of the ordered funnel reached
+    checks: list[RegulationCheck] = field(default_factory=list)
+    # Stage changes seen before the deal's creation: (stage, amount, at), applied
+    # when the creation arrives, or as they are once the creation wait is over.
+    pending: list[tuple[str, float | None, float]] = field(default_factory=list)
+    settled: bool = False  # no creation is waited for any more
+    ids: list[str] = field(default_factory=list)  # event ids applied to this deal
+
+    def to_list(self) -> list[Any]:
+        return [
+            self.pipeline,
+            self.product,
+            self.channel,
+            self.segment,
+            self.amount,
+            self.created,
+            self.outcome,
+            self.closed_day,
+            self.created_at,
+            self.stage,
+            self.stage_entered_at,
+            self.reached,
+            self.settled,
+            [list(entry) for entry in self.pending],
+            [[c.stage, c.task_type, c.deadline, c.entered_at, c.met] for c in self.checks],
+            self.ids,
+        ]
+
+    @classmethod
+    def from_list(cls, items: list[Any]) -> DealState:
+        deal = cls(*items[:12])
+        deal.settled = items[12]
+        deal.pending = [(stage, amount, at) for stage, amount, at in items[13]]
+        deal.checks = [RegulationCheck(*check) for check in items[14]]
+        if len(items) > 15:
+            deal.ids = items[15]
+        return deal
+
+    def alarms(self) -> Alarms:
+        """What the deal waits for: its regulations' deadline (tasks clock), and the end of
+        the wait for its creation (deals clock), counted from its first early change."""
+        found: Alarms = ()
+        if self.checks:
+            found += ((CHECK_DEADLINE, min(check.deadline for check in self.checks)),)
+        if self.pending:
+            found += ((CREATION_WAIT, min(at for _, _, at in self.pending)),)
+        return found
+
+    def open_cells(self) -> tuple[CellKey, ...]:
+        """The current-state gauge cells this deal counts in."""
+        if self.outcome is None and self.stage is not None:
+            return (("open_deals", self.pipeline, self.stage),)
+        return ()
+
+
+@dataclass(slots=True)
+class TaskState:
+    """A task from creation until it is completed and expired.
+
+    A completion that arrives before its creation is held here (created
+    False, completed_at set) until the creation tells the task's type and
+    deadline, so out-of-order delivery gives the same numbers as in-order.
+    """
+
+    task_type: str = ""
+    due_at: float | None = None
+    created: bool = False
+    deal_id: str | None = None
+    completed_at: float | None = None
+    completion_counted: bool = False
+    overdue: bool = False
+    closed_day: int | None = None
+    ids: list[str] = field(default_factory=list)  # event ids applied to this task
+    # Counted among the tasks whose deadline has passed (the overdue rate's denominator),
+    # or, done before it, handed to ManagerState.owed to be counted when it passes.
+    deadline_counted: bool = False
+
+    def to_list(self) -> list[Any]:
+        return [
+            self.task_type,
+            self.due_at,
+            self.created,
+            self.deal_id,
+            self.completed_at,
+            self.completion_counted,
+            self.overdue,
+            self.closed_day,
+            self.ids,
+            self.deadline_counted,
+        ]
+
+    @classmethod
+    def from_list(cls, items: list[Any]) -> TaskState:
+        return cls(*items)
+
+    @property
+    def is_open(self) -> bool:
+        return self.created and self.completed_at is None
+
+    def alarms(self) -> Alarms:
+        """What the task waits for: its due time while open (then it is overdue, after
+        the allowance); completed before its creation came, the end of that wait; and,
+        restored from a record written before deadlines were scheduled in the manager's
+        core (ManagerState.owed), its deadline, to be counted as passed."""
+        found: Alarms = ()
+        if self.created and self.due_at is not None and not self.deadline_counted:
+            found += ((TASK_DEADLINE, self.due_at),)
+        if self.is_open and not self.overdue and self.due_at is not None:
+            found += ((TASK_DUE, self.due_at),)
+        if not self.created and self.completed_at is not None and not self.completion_counted:
+            found += ((COMPLETION_WAIT, self.completed_at),)
+        return found
+
+    def open_cells(self) -> tuple[CellKey, ...]:
+        if not self.is_open:
+            return ()
+        if self.overdue:
+            return OPEN_TASK, OPEN_OVERDUE_TASK
+        return (OPEN_TASK,)
+
+
+@dataclass(slots=True)
+class CallIds:
+    """Event ids of one manager's calls on one local day (forgotten like a deal closed
+    that day)."""
+
+    day: int
+    ids: set[str] = field(default_factory=set)
+
+    @property
+    def closed_day(self) -> int:
+        return self.day
+
+    def alarms(self) -> Alarms:
+        return ()
+
+    def to_list(self) -> list[Any]:
+        return [self.day, sorted(self.ids)]
+
+    @classmethod
+    def from_list(cls, items: list[Any]) -> CallIds:
+        return cls(items[0], set(items[1]))
