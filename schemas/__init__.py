@@ -1,1 +1,2 @@
-"""The event contract: pydantic models and the JSON Schemas exported from them."""
+"""The event contract, the bottom layer: pydantic models, the JSON Schemas exported from
+them, the largest event and the partitioner. It imports nothing of the product."""
