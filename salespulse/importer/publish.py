@@ -11,27 +11,26 @@ broker does not leave a broker-default topic layout behind.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
-
 from salespulse.importer.convert import OutEvent
-from salespulse.kafka_security import client_options
+from salespulse.kafka_client import (
+    BrokerUnreachableError,
+    NotAcknowledgedError,
+    ProducerOptions,
+    connect_producer,
+    send_all,
+)
 from salespulse.settings import ConfigurationError, Settings
 from salespulse.topics import BrokerUnavailableError as TopicsUnavailableError
 from salespulse.topics import bootstrap_servers, ensure_topics
 
-CLIENT_ID = "salespulse-importer"
-LINGER_MS = 20
+PRODUCER = ProducerOptions(client_id="salespulse-importer", linger_ms=20)
 WINDOW = 2000  # events in flight before waiting for their acknowledgements
 CONNECT_TIMEOUT_SECONDS = 30.0
-CONNECT_RETRY_SECONDS = 1.0
 
 
 class PublishError(ConfigurationError):
@@ -148,21 +147,27 @@ async def publish(
         await ensure_topics(settings.model_copy(update={"startup_timeout_seconds": 30.0}))
     except TopicsUnavailableError as exc:
         raise PublishError(str(exc), 0) from None
-    producer = await _connect(servers, client_options(settings))
+    try:
+        producer = await connect_producer(
+            settings, PRODUCER, deadline_seconds=CONNECT_TIMEOUT_SECONDS
+        )
+    except BrokerUnreachableError as exc:
+        raise PublishError(str(exc), 0) from None
+    assert producer is not None, "without a stop event only the deadline ends the wait"
     published = 0
     try:
         for start in range(0, len(events), WINDOW):
             chunk = events[start : start + WINDOW]
             try:
-                pending = [
-                    await producer.send(topic_of(event, settings), value=event.value, key=event.key)
-                    for event in chunk
-                ]
-                await asyncio.gather(*pending)
-            except KafkaError as exc:
+                await send_all(
+                    producer,
+                    ((topic_of(event, settings), event.key, event.value) for event in chunk),
+                )
+            except NotAcknowledgedError as exc:
+                published += exc.acknowledged
                 raise PublishError(
                     f"publishing to {where} failed after {published:,} acknowledged events: "
-                    f"{exc}; importing again is safe (repeated events are duplicates)",
+                    f"{exc.error}; importing again is safe (repeated events are duplicates)",
                     published,
                 ) from exc
             published += len(chunk)
@@ -173,39 +178,3 @@ async def publish(
         if progress is not None:
             progress.finish()
     return published
-
-
-async def _connect(servers: list[str], options: dict[str, Any]) -> Any:
-    deadline = time.monotonic() + CONNECT_TIMEOUT_SECONDS
-    quiet = _DropBootstrapNoise()
-    client_log = logging.getLogger("aiokafka")
-    client_log.addFilter(quiet)
-    try:
-        while True:
-            producer = AIOKafkaProducer(
-                bootstrap_servers=servers,
-                client_id=CLIENT_ID,
-                acks="all",
-                linger_ms=LINGER_MS,
-                **options,
-            )
-            try:
-                await producer.start()
-            except (KafkaError, OSError):
-                await producer.stop()
-                if time.monotonic() >= deadline:
-                    raise PublishError(
-                        f"the broker at {','.join(servers)} did not answer within "
-                        f"{CONNECT_TIMEOUT_SECONDS:.0f} s",
-                        0,
-                    ) from None
-                await asyncio.sleep(CONNECT_RETRY_SECONDS)
-                continue
-            return producer
-    finally:
-        client_log.removeFilter(quiet)
-
-
-class _DropBootstrapNoise(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Unable connect to")

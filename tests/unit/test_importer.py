@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from salespulse import kafka_client
 from salespulse.importer import SAMPLE_COMPANY_CONFIG, add_import_arguments, import_command
 from salespulse.importer import publish as publish_module
 from salespulse.importer.command import check_pipeline, managers_toml
@@ -571,7 +572,7 @@ async def test_publish_sends_keyed_in_order_with_acks_all(
         ensured.append(settings)
 
     FakeProducer.instances = []
-    monkeypatch.setattr(publish_module, "AIOKafkaProducer", FakeProducer)
+    monkeypatch.setattr(kafka_client, "AIOKafkaProducer", FakeProducer)
     monkeypatch.setattr(publish_module, "ensure_topics", ensure)
     conversion = convert_file(mapping, PIPELINE_CSV)
     events = conversion.events[:5000]
@@ -616,12 +617,13 @@ async def test_a_refusing_broker_is_reported_with_what_got_through(
     async def ensure(settings: Settings) -> None:
         return None
 
-    monkeypatch.setattr(publish_module, "AIOKafkaProducer", Refusing)
+    monkeypatch.setattr(kafka_client, "AIOKafkaProducer", Refusing)
     monkeypatch.setattr(publish_module, "ensure_topics", ensure)
     events = convert_file(mapping, PIPELINE_CSV).events
-    with pytest.raises(PublishError, match="importing again is safe") as caught:
+    with pytest.raises(PublishError, match="after 2,010 acknowledged events") as caught:
         await publish(Settings(broker="kafka://h:1"), events)
-    assert caught.value.published == publish_module.WINDOW
+    assert "importing again is safe" in str(caught.value)
+    assert caught.value.published == publish_module.WINDOW + 10  # what it sent before the refusal
 
 
 async def test_an_event_the_broker_never_acknowledges_fails_the_import(
@@ -641,12 +643,12 @@ async def test_an_event_the_broker_never_acknowledges_fails_the_import(
     async def ensure(settings: Settings) -> None:
         return None
 
-    monkeypatch.setattr(publish_module, "AIOKafkaProducer", Unacknowledged)
+    monkeypatch.setattr(kafka_client, "AIOKafkaProducer", Unacknowledged)
     monkeypatch.setattr(publish_module, "ensure_topics", ensure)
     events = convert_file(mapping, PIPELINE_CSV).events
-    with pytest.raises(PublishError, match="after 2,000 acknowledged") as caught:
+    with pytest.raises(PublishError, match="after 3,999 acknowledged") as caught:
         await publish(Settings(broker="kafka://h:1"), events)
-    assert caught.value.published == publish_module.WINDOW
+    assert caught.value.published == 2 * publish_module.WINDOW - 1  # all the rest got through
 
 
 def test_progress_line() -> None:
