@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
-
-from salespulse.kafka_security import client_options
+from salespulse.kafka_client import (
+    BrokerUnreachableError,
+    NotAcknowledgedError,
+    ProducerOptions,
+    connect_producer,
+    send_all,
+)
 from salespulse.settings import ConfigurationError, Settings
 from salespulse.simulate.floor import DEFAULT_SPEED, Event, SalesFloor, topic_for
 from salespulse.topics import bootstrap_servers
@@ -28,11 +30,9 @@ from salespulse.topics import bootstrap_servers
 __all__ = ["BrokerUnavailableError", "bootstrap_servers", "encode", "publish"]
 
 CONNECT_TIMEOUT_SECONDS = 30.0
-CONNECT_RETRY_SECONDS = 1.0
 TICK_SECONDS = 0.1
 PROGRESS_EVERY_SECONDS = 10.0
-LINGER_MS = 5
-CLIENT_ID = "salespulse-simulator"
+PRODUCER = ProducerOptions(client_id="salespulse-simulator", linger_ms=5)
 
 
 class BrokerUnavailableError(ConfigurationError):
@@ -71,7 +71,14 @@ async def publish(
         raise ValueError(f"limit must not be negative, not {limit!r}")
     servers = bootstrap_servers(settings.broker)
     floor = SalesFloor(settings, seed=seed, speed=speed)
-    producer = await _connect(servers, stop, client_options(settings))
+    try:
+        producer = await connect_producer(
+            settings, PRODUCER, deadline_seconds=CONNECT_TIMEOUT_SECONDS, stop=stop
+        )
+    except BrokerUnreachableError as exc:
+        raise BrokerUnavailableError(
+            f"{exc}; is it running, and is SALESPULSE_BROKER right?"
+        ) from None
     if producer is None:
         return 0
     published = 0
@@ -117,65 +124,22 @@ async def _send(
     producer: Any, settings: Settings, events: list[Event], servers: list[str], before: int
 ) -> int:
     try:
-        pending = [
-            await producer.send(
-                topic_for(event, settings),
-                value=encode(event),
-                key=str(event["manager_id"]).encode("utf-8"),
-            )
-            for event in events
-        ]
-        await asyncio.gather(*pending)
-    except KafkaError as exc:
+        return await send_all(
+            producer,
+            (
+                (
+                    topic_for(event, settings),
+                    str(event["manager_id"]).encode("utf-8"),
+                    encode(event),
+                )
+                for event in events
+            ),
+        )
+    except NotAcknowledgedError as exc:
         raise BrokerUnavailableError(
-            f"publishing to {','.join(servers)} failed after {before} events: {exc}"
+            f"publishing to {','.join(servers)} failed after {before + exc.acknowledged} events: "
+            f"{exc.error}"
         ) from exc
-    return len(events)
-
-
-async def _connect(
-    servers: list[str], stop: asyncio.Event | None, options: dict[str, Any]
-) -> Any | None:
-    """Start a producer, retrying while the broker comes up; None if stopped while waiting."""
-    deadline = time.monotonic() + CONNECT_TIMEOUT_SECONDS
-    where = ",".join(servers)
-    quiet = _DropBootstrapNoise()
-    client_log = logging.getLogger("aiokafka")
-    client_log.addFilter(quiet)  # one clear line of ours instead of one error per attempt
-    announced = False
-    try:
-        while True:
-            producer = AIOKafkaProducer(
-                bootstrap_servers=servers,
-                client_id=CLIENT_ID,
-                acks="all",
-                linger_ms=LINGER_MS,
-                **options,
-            )
-            try:
-                await producer.start()
-            except (KafkaError, OSError):
-                await producer.stop()
-                if time.monotonic() >= deadline:
-                    raise BrokerUnavailableError(
-                        f"the broker at {where} did not answer within "
-                        f"{CONNECT_TIMEOUT_SECONDS:.0f} s; is it running, and is "
-                        "SALESPULSE_BROKER right?"
-                    ) from None
-                if not announced:
-                    print(f"simulate: waiting for the broker at {where} ...", file=sys.stderr)
-                    announced = True
-                if await _pause(stop, CONNECT_RETRY_SECONDS):
-                    return None
-                continue
-            return producer
-    finally:
-        client_log.removeFilter(quiet)
-
-
-class _DropBootstrapNoise(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Unable connect to")
 
 
 async def _pause(stop: asyncio.Event | None, seconds: float) -> bool:
