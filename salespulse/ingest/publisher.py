@@ -18,7 +18,6 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
     ClusterAuthorizationFailedError,
     KafkaError,
@@ -28,7 +27,7 @@ from aiokafka.errors import (
 
 from salespulse.ingest.config import IngestSettings
 from salespulse.ingest.validation import Record
-from salespulse.kafka_security import client_options
+from salespulse.kafka_client import ProducerOptions, keep_trying, new_producer, started
 from salespulse.settings import Settings
 from salespulse.topics import BrokerUnavailableError, bootstrap_servers, ensure_topics
 
@@ -79,7 +78,7 @@ class KafkaPublisher:
 
     async def start(self) -> None:
         """Connect in the background; until then publish() fails with broker_unavailable."""
-        self._task = asyncio.create_task(self._connect_loop(), name="ingest-producer-connect")
+        self._task = asyncio.create_task(self._connect(), name="ingest-producer-connect")
 
     async def wait_connected(self, within: float) -> bool:
         try:
@@ -99,23 +98,17 @@ class KafkaPublisher:
             await producer.stop()  # flushes what is still buffered
 
     def _new_producer(self, idempotent: bool) -> Any:
-        return AIOKafkaProducer(
-            bootstrap_servers=self.servers,
-            client_id=CLIENT_ID,
-            acks="all",
-            enable_idempotence=idempotent,
-            linger_ms=self.ingest.linger_ms,
-            **client_options(self.settings),
+        return new_producer(
+            self.settings,
+            ProducerOptions(CLIENT_ID, self.ingest.linger_ms, enable_idempotence=idempotent),
         )
 
     async def _start_producer(self) -> Any:
         mode = self.ingest.idempotence
         if mode != "off":
-            producer = self._new_producer(True)
             try:
-                await producer.start()
+                producer = await started(self._new_producer(True))
             except _NO_IDEMPOTENCE as exc:
-                await producer.stop()
                 if mode == "on":
                     raise
                 log.warning(
@@ -124,48 +117,38 @@ class KafkaPublisher:
                     "event ids dedupe)",
                     type(exc).__name__,
                 )
-            except BaseException:
-                await producer.stop()
-                raise
             else:
                 self.idempotent = True
                 return producer
-        producer = self._new_producer(False)
-        try:
-            await producer.start()
-        except BaseException:
-            await producer.stop()
-            raise
+        producer = await started(self._new_producer(False))
         self.idempotent = False
         return producer
 
-    async def _connect_loop(self) -> None:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                await ensure_topics(self.settings)
-                producer = await self._start_producer()
-                # Learn every topic's partitions now, so no request waits for metadata.
-                for topic in self.settings.source_topics:
-                    await producer.partitions_for(topic)
-            except (KafkaError, OSError, BrokerUnavailableError) as exc:
-                log.warning(
-                    "broker %s not reachable (attempt %d: %s); answering 503 and retrying",
-                    ",".join(self.servers),
-                    attempt,
-                    exc,
-                )
-                await asyncio.sleep(min(5.0, 0.5 * attempt))
-                continue
-            self._producer = producer
-            self._connected.set()
-            log.info(
-                "publishing to %s (acks=all, idempotent=%s)",
-                ",".join(self.servers),
-                self.idempotent,
-            )
-            return
+    async def _connect(self) -> None:
+        producer = await keep_trying(
+            self._connect_once,
+            where=",".join(self.servers),
+            deadline_seconds=None,
+            retry_on=(KafkaError, OSError, BrokerUnavailableError),
+            meanwhile="answering 503 and retrying",
+        )
+        self._producer = producer
+        self._connected.set()
+        log.info(
+            "publishing to %s (acks=all, idempotent=%s)", ",".join(self.servers), self.idempotent
+        )
+
+    async def _connect_once(self) -> Any:
+        await ensure_topics(self.settings)
+        producer = await self._start_producer()
+        try:
+            # Learn every topic's partitions now, so no request waits for metadata.
+            for topic in self.settings.source_topics:
+                await producer.partitions_for(topic)
+        except BaseException:
+            await producer.stop()
+            raise
+        return producer
 
     async def publish(self, records: Sequence[Record], within: float) -> None:
         producer = self._producer
