@@ -5,7 +5,9 @@ Prometheus: each panel target's ``expr`` and the PromQL inside each query
 variable (``label_values(<selector>, label)`` -> the selector,
 ``query_result(<expr>)`` -> the expression). Expressions still contain Grafana
 variables; ``render_expr`` fills them in with example values (or yours) so the
-result can be sent to Prometheus' ``/api/v1/query`` or checked by ``promtool``.
+result can be sent to Prometheus' ``/api/v1/query`` or checked by ``promtool``,
+and ``parse_query`` parses the result with tests/support/promql.py, which reads
+the rules' PromQL too.
 
 Metric names a dashboard may use (``known_metric_names``): the ``salespulse_*``
 metrics of README.md's "Metrics out" table (histograms with their ``_bucket``,
@@ -21,9 +23,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import promql_parser
+
+from tests.support.promql import all_rules, metric_names, parse
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS_DIR = REPO_ROOT / "deploy" / "grafana" / "dashboards"
-RULES_DIR = REPO_ROOT / "deploy" / "prometheus" / "rules"
 README = REPO_ROOT / "README.md"
 
 JSONObject = dict[str, Any]
@@ -138,99 +143,16 @@ def render_expr(expr: str, values: Mapping[str, str] | None = None) -> str:
 
 # -- reading PromQL ----------------------------------------------------------------------
 
-_GROUPING = {"by", "without", "on", "ignoring", "group_left", "group_right"}
-_KEYWORDS = {"and", "or", "unless", "bool", "offset", "atan2", "inf", "nan"}
-# Aggregations may be followed by a grouping clause before their "(".
-_AGGREGATIONS = {
-    "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
-    "bottomk", "topk", "quantile", "limitk", "limit_ratio",
-}  # fmt: skip
-_OPENING = {"(": ")", "[": "]", "{": "}"}
+
+def parse_query(expr: str, values: Mapping[str, str] | None = None) -> promql_parser.Expr:
+    """The syntax tree of a dashboard expression, its Grafana variables filled in
+    (:func:`render_expr`); ValueError with the parser's message if it is invalid."""
+    return parse(render_expr(expr, values))
 
 
-def _skip_string(expr: str, index: int) -> int:
-    """From an opening quote at *index* to just after its closing quote."""
-    quote = expr[index]
-    index += 1
-    while index < len(expr) and expr[index] != quote:
-        index += 2 if expr[index] == "\\" and quote != "`" else 1
-    return index + 1
-
-
-def bracket_problem(expr: str) -> str | None:
-    """None when (), [] and {} pair up and every string is closed; else what is wrong."""
-    stack: list[tuple[str, int]] = []
-    index = 0
-    while index < len(expr):
-        char = expr[index]
-        if char in "\"'`":
-            end = _skip_string(expr, index)
-            if end > len(expr):
-                return f"unterminated string from position {index}"
-            index = end
-            continue
-        if char == "#":
-            newline = expr.find("\n", index)
-            index = len(expr) if newline < 0 else newline
-            continue
-        if char in _OPENING:
-            stack.append((char, index))
-        elif char in _OPENING.values():
-            if not stack or _OPENING[stack[-1][0]] != char:
-                return f"unexpected {char!r} at position {index}"
-            stack.pop()
-        index += 1
-    if stack:
-        char, position = stack[-1]
-        return f"{char!r} at position {position} is never closed"
-    return None
-
-
-def _skip_group(expr: str, index: int, closing: str) -> int:
-    """From an opening bracket at *index* to just after its closing one, strings skipped."""
-    index += 1
-    while index < len(expr) and expr[index] != closing:
-        index = _skip_string(expr, index) if expr[index] in "\"'`" else index + 1
-    return index + 1
-
-
-def metric_names(expr: str) -> set[str]:
-    """The metric names (and recording rule names) an expression selects."""
-    names: set[str] = set()
-    index = 0
-    while index < len(expr):
-        char = expr[index]
-        if char == "#":
-            newline = expr.find("\n", index)
-            index = len(expr) if newline < 0 else newline
-        elif char in "\"'`":
-            index = _skip_string(expr, index)
-        elif char == "{":
-            index = _skip_group(expr, index, "}")
-        elif char == "[":
-            index = _skip_group(expr, index, "]")
-        elif char == "$":  # a Grafana variable outside a string or range
-            index += 1
-            while index < len(expr) and (expr[index].isalnum() or expr[index] in "_{}"):
-                index += 1
-        elif char.isdigit() or char == ".":
-            while index < len(expr) and (expr[index].isalnum() or expr[index] in "._"):
-                index += 1
-        elif char.isalpha() or char in "_:":
-            end = index
-            while end < len(expr) and (expr[end].isalnum() or expr[end] in "_:"):
-                end += 1
-            word = expr[index:end]
-            rest = expr[end:].lstrip()
-            index = end
-            if word.lower() in _GROUPING:
-                if rest.startswith("("):
-                    index = _skip_group(expr, len(expr) - len(rest), ")")
-            elif word.lower() not in _KEYWORDS | _AGGREGATIONS and not rest.startswith("("):
-                names.add(word)
-        else:
-            index += 1
-    return names
+def query_metric_names(expr: str) -> set[str]:
+    """The metric names (and recording rule names) a dashboard expression selects."""
+    return metric_names(parse_query(expr))
 
 
 # -- what exists -------------------------------------------------------------------------
@@ -268,13 +190,9 @@ def readme_metrics(readme: Path = README) -> set[str]:
     return names
 
 
-def recording_rules(rules_dir: Path = RULES_DIR) -> set[str]:
+def recording_rules() -> set[str]:
     """Names of the recording rules in deploy/prometheus/rules/*.yml."""
-    record = re.compile(r"^\s*(?:-\s*)?record:\s*[\"']?([A-Za-z_:][A-Za-z0-9_:]*)", re.M)
-    names: set[str] = set()
-    for path in sorted(rules_dir.glob("*.yml")):
-        names |= set(record.findall(path.read_text(encoding="utf-8")))
-    return names
+    return {rule.name for rule in all_rules() if rule.kind == "record"}
 
 
 def known_metric_names() -> set[str]:

@@ -8,6 +8,10 @@ PromQL), and :func:`reads` walks the syntax tree for every series selector: whic
 metric and label matchers, over how long a range (a matrix selector's range plus
 those of the subqueries around it) and through which offset.
 
+The rule tests, the rule lint and the dashboard tests all read PromQL through
+this module (dashboards fill in their Grafana variables first, see
+tests/support/dashboards.py).
+
 Naming: recorded series are ``level:metric:operations`` (a colon in the name);
 every other selector reads raw series, exported by the processor
 (``salespulse_...``) or by Prometheus itself (``up``).
@@ -26,6 +30,7 @@ import promql_parser
 
 REPO = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO / "deploy" / "prometheus" / "rules"
+RULE_TESTS_DIR = REPO / "deploy" / "prometheus" / "tests"
 EXPORTED_PREFIX = "salespulse_"
 
 
@@ -260,6 +265,22 @@ def rule_files() -> list[Path]:
     return sorted(RULES_DIR.glob("*.yml"))
 
 
+def rule_test_files() -> list[Path]:
+    return sorted(RULE_TESTS_DIR.glob("*.yml"))
+
+
+def rule_test_expressions(path: Path) -> list[str]:
+    """The ``expr`` of every ``promql_expr_test`` in a promtool rule test file."""
+    document = read_yaml(path.read_text(encoding="utf-8"))
+    if not isinstance(document, Mapping) or not isinstance(document.get("tests"), list):
+        raise YamlSubsetError(f"{path}: no `tests:` list")
+    return [
+        str(case["expr"])
+        for test in document["tests"]
+        for case in test.get("promql_expr_test") or []
+    ]
+
+
 def all_rules(paths: Iterable[Path] | None = None) -> list[Rule]:
     return [
         rule for path in (rule_files() if paths is None else paths) for rule in read_rules(path)
@@ -370,6 +391,12 @@ def reads(expr: str | promql_parser.Expr) -> list[Read]:
     """Every selector of the expression, with the range and offset it is read over."""
     tree = parse(expr) if isinstance(expr, str) else expr
     return list(_walk(tree, timedelta(0), timedelta(0), at=False))
+
+
+def metric_names(expr: str | promql_parser.Expr) -> set[str]:
+    """The metric names (recorded series' included) the expression selects by name;
+    a selector without one (``{__name__=~"..."}``) adds nothing."""
+    return {read.selector.metric for read in reads(expr) if read.selector.metric is not None}
 
 
 def _selector(node: promql_parser.VectorSelector) -> Selector:

@@ -30,6 +30,7 @@ from tests.support.promql import (
     Rule,
     Selector,
     all_rules,
+    metric_names,
     parse,
     range_violations,
     raw_offset_selectors,
@@ -154,6 +155,22 @@ def test_lint_walks_subqueries_functions_and_aggregations() -> None:
     assert read.range == timedelta(0)
     assert read.selector.matches("salespulse_x", {"a": "e"})
     assert not read.selector.matches("salespulse_x", {"a": "b"})
+
+
+def test_metric_names_are_those_selected_by_name() -> None:
+    expr = """
+        sum by (manager, window) (salespulse_period_calls{answered="true", x="}"})
+      / on (team) group_left (name)
+        (label_replace(a:b:c, "previous_stage", "$1", "stage", "(.*)") > bool 0)
+      or increase(salespulse_calls_total[30d] offset 1h) # not_a_metric
+      or count({__name__=~"salespulse_.*"}) or {__name__="up"}
+    """
+    assert metric_names(expr) == {
+        "salespulse_period_calls",
+        "a:b:c",
+        "salespulse_calls_total",
+        "up",
+    }
 
 
 def test_reader_reads_the_yaml_subset_of_rule_files() -> None:
