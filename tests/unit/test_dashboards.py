@@ -12,10 +12,7 @@ metrics the processor documents or the recording rules record.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
 from itertools import combinations
 from pathlib import Path
@@ -34,6 +31,7 @@ from tests.support.dashboards import (
     query_metric_names,
     render_expr,
 )
+from tests.support.promtool import run_promtool
 
 SALES_FLOOR = "salespulse-sales-floor"
 MANAGER = "salespulse-manager"
@@ -404,19 +402,6 @@ def test_metric_name_reader() -> None:
     assert rendered_expr == 'x{w="week", m="m-01", t=~"North"}[1d]'
 
 
-def _promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        message = (
-            "promtool not found on PATH; install it with `apt-get install prometheus` "
-            "or set SALESPULSE_ALLOW_MISSING_TOOLS=1 to skip this test"
-        )
-        if os.environ.get("SALESPULSE_ALLOW_MISSING_TOOLS") == "1":
-            pytest.skip(message)
-        pytest.fail(message)
-    return path
-
-
 def _as_rule_file(queries: list[Query]) -> Iterator[str]:
     yield "groups:"
     yield "  - name: dashboard_queries"
@@ -430,17 +415,10 @@ def _as_rule_file(queries: list[Query]) -> Iterator[str]:
 
 
 def test_every_query_parses_with_promtool(tmp_path: Path) -> None:
-    promtool = _promtool()
     queries = all_queries()
     rule_file = tmp_path / "dashboard-queries.yml"
     rule_file.write_text("\n".join(_as_rule_file(queries)) + "\n", encoding="utf-8")
-    result = subprocess.run(
-        [promtool, "check", "rules", "--lint=none", str(rule_file)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_promtool("check", "rules", "--lint=none", str(rule_file), timeout=120)
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"promtool cannot parse a dashboard query:\n{output}"
     assert f"{len(queries)} rules found" in output, output

@@ -1,8 +1,7 @@
 """Prometheus rules: promtool accepts them, their unit tests pass, and they stay in shape.
 
-`promtool` comes with Debian's `prometheus` package. Without it these tests fail
-rather than skip, so a CI image that lost it cannot pass silently; set
-SALESPULSE_ALLOW_MISSING_TOOLS=1 to skip them on a workstation without it.
+`promtool` comes with Debian's `prometheus` package; without it these tests fail
+(tests/support/promtool.py).
 
 Rule and test files are read, and their PromQL parsed, by tests/support/promql.py;
 its rule count is cross-checked against promtool's.
@@ -10,17 +9,13 @@ its rule count is cross-checked against promtool's.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from metrics import collector
 from tests.support.promql import (
-    REPO,
     RULE_TESTS_DIR,
     RULES_DIR,
     Rule,
@@ -31,6 +26,7 @@ from tests.support.promql import (
     rule_test_expressions,
     rule_test_files,
 )
+from tests.support.promtool import run_promtool
 
 RULE_FILES = rule_files()
 TEST_FILES = rule_test_files()
@@ -62,33 +58,6 @@ EXPORTED_METRICS = (
     | {f"{name}{suffix}" for name in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
 )
 
-# -- promtool ----------------------------------------------------------------------
-
-
-def require_promtool() -> str:
-    """promtool's path; a missing promtool fails the calling test (a fixture would error)."""
-    path = shutil.which("promtool")
-    if path is None:
-        message = (
-            "promtool not found on PATH; install it with `apt-get install prometheus` "
-            "(Debian) or set SALESPULSE_ALLOW_MISSING_TOOLS=1 to skip these tests"
-        )
-        if os.environ.get("SALESPULSE_ALLOW_MISSING_TOOLS") == "1":
-            pytest.skip(message)
-        pytest.fail(message)
-    return path
-
-
-def run_promtool(promtool: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [promtool, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=REPO,
-    )
-
 
 def recording_rules() -> list[Rule]:
     return [rule for rule in all_rules() if rule.kind == "record"]
@@ -102,20 +71,18 @@ def test_there_are_rules_and_rule_tests() -> None:
 
 @pytest.mark.parametrize("path", RULE_FILES, ids=lambda path: path.name)
 def test_promtool_check_rules(path: Path) -> None:
-    promtool = require_promtool()
-    result = run_promtool(promtool, "check", "rules", "--lint=all", "--lint-fatal", str(path))
+    result = run_promtool("check", "rules", "--lint=all", "--lint-fatal", str(path))
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"promtool check rules {path.name}:\n{output}"
     count = len(read_rules(path))
     assert f"{count} rules found" in output, (
-        f"the YAML reader of this test found {count} rules, promtool:\n{output}"
+        f"tests/support/promql.py found {count} rules, promtool:\n{output}"
     )
 
 
 @pytest.mark.parametrize("path", TEST_FILES, ids=lambda path: path.name)
 def test_promtool_test_rules(path: Path) -> None:
-    promtool = require_promtool()
-    result = run_promtool(promtool, "test", "rules", str(path))
+    result = run_promtool("test", "rules", str(path))
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"promtool test rules {path.name}:\n{output}"
 
