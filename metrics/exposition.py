@@ -110,6 +110,11 @@ class StateExposition:
             manager_id: manager.team for manager_id, manager in settings.managers.items()
         }
         self._targets_on: tuple[date, str] | None = None
+        self._topics = {
+            "deals": settings.topic_deals,
+            "tasks": settings.topic_tasks,
+            "calls": settings.topic_calls,
+        }
 
     def text(self, records: Iterable[Record], now: datetime) -> str:
         return "".join(self.chunks(records, now))
@@ -118,9 +123,14 @@ class StateExposition:
         """The exposition in pieces of about CHUNK_CHARACTERS."""
         managers: dict[str, list[ManagerState]] = {}
         rejected: list[RejectedState] = []
+        newest: dict[tuple[str, int], float] = {}  # (stream, partition) -> event time
         for record in records:
             if isinstance(record, ManagerState):
                 managers.setdefault(record.manager_id, []).append(record)
+                for stream, at in record.stream_watermarks.items():
+                    key = (stream, record.partition)
+                    if at > newest.get(key, at - 1.0):
+                        newest[key] = at
             elif isinstance(record, RejectedState):
                 rejected.append(record)
         # One manager may have records in two partitions (after a partition count
@@ -132,7 +142,7 @@ class StateExposition:
         ]
         buffer: list[str] = []
         size = 0
-        for piece in self._pieces(ordered, rejected, sorted(managers), now):
+        for piece in self._pieces(ordered, rejected, sorted(managers), newest, now):
             buffer.append(piece)
             size += len(piece)
             if size >= CHUNK_CHARACTERS:
@@ -146,6 +156,7 @@ class StateExposition:
         managers: list[_Manager],
         rejected: list[RejectedState],
         seen: list[str],
+        newest: dict[tuple[str, int], float],
         now: datetime,
     ) -> Iterator[str]:
         """Headers, and each manager's lines of a family, in exposition order."""
@@ -164,6 +175,25 @@ class StateExposition:
                 for manager in managers
             )
         yield from self._configuration(seen, now)
+        yield from self._freshness(newest)
+
+    def _freshness(self, newest: dict[tuple[str, int], float]) -> Iterator[str]:
+        """How far each source partition's events have been applied, from the walk that
+        renders the rest (a second walk of the state per scrape would double its cost)."""
+        name = "salespulse_newest_event_timestamp_seconds"
+        yield _header(
+            name,
+            "Event time (occurred_at) of the newest event applied, per source partition.",
+            "gauge",
+        )
+        rows = sorted(
+            (self._topics.get(stream, stream), partition, at)
+            for (stream, partition), at in newest.items()
+        )
+        yield "".join(
+            f'{name}{{topic="{escape(topic)}",partition="{partition}"}} {number(at)}\n'
+            for topic, partition, at in rows
+        )
 
     def _periods(self, managers: list[_Manager], now: datetime) -> Iterator[str]:
         """The period gauges: every manager, window and known label set, zeros included.

@@ -1,8 +1,9 @@
-"""The worker's own health, for the SRE: readiness, lag, event-time freshness, build.
+"""The worker's own health, for the SRE: readiness, lag, batches, writes, build.
 
 These are process metrics (batches and changelog writes count from process
-start); the state-derived ones (newest event time per partition) follow the
-state like every other salespulse metric.
+start). They never read the state: what follows the state, the newest event
+time per source partition included, is rendered by metrics.exposition in its
+one walk of the state per scrape.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from salespulse import __version__
-from streams.state import ManagerState, Record
 
 
 class WorkerView(Protocol):
@@ -28,13 +28,9 @@ class WorkerView(Protocol):
 
     def active_partitions(self) -> set[int]: ...
 
-    def records(self) -> list[Record]: ...
-
     def changelog_records_written(self) -> int: ...
 
     def messages_read_back(self) -> dict[str, int]: ...
-
-    def topic_of_family(self, family: str) -> str: ...
 
 
 def _faust_version() -> str:
@@ -96,22 +92,6 @@ class HealthCollector(Collector):
         for (topic, partition), behind in sorted(worker.lag.items()):
             lag.add_metric([topic, str(partition)], float(behind))
         yield lag
-
-        newest: dict[tuple[str, int], float] = {}
-        records = worker.records() if ready else []
-        for record in records:
-            if isinstance(record, ManagerState):
-                for family, at in record.stream_watermarks.items():
-                    key = (worker.topic_of_family(family), record.partition)
-                    newest[key] = max(newest.get(key, at), at)
-        freshness = GaugeMetricFamily(
-            "salespulse_newest_event_timestamp_seconds",
-            "Event time (occurred_at) of the newest event applied, per source partition.",
-            labels=["topic", "partition"],
-        )
-        for (topic, partition), at in sorted(newest.items()):
-            freshness.add_metric([topic, str(partition)], at)
-        yield freshness
 
         yield CounterMetricFamily(
             "salespulse_batches",

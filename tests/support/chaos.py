@@ -399,7 +399,7 @@ class Truth:
             self.processor.tick(set(range(self.settings.partitions)), at.timestamp())
             self.store.drain()
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(HealthCollector(_TruthView(self)))  # its state-derived families
+        registry.register(HealthCollector(_TruthView(self)))  # as the worker's /metrics
         state = StateExposition(self.settings).text(self.records(), at)
         return parse(state + generate_latest(registry).decode())
 
@@ -421,22 +421,11 @@ class _TruthView:
     def active_partitions(self) -> set[int]:
         return set(range(self._truth.settings.partitions))
 
-    def records(self) -> list[Record]:
-        return self._truth.records()
-
     def changelog_records_written(self) -> int:
         return 0
 
     def messages_read_back(self) -> dict[str, int]:
         return {}
-
-    def topic_of_family(self, family: str) -> str:
-        settings = self._truth.settings
-        return {
-            "deals": settings.topic_deals,
-            "tasks": settings.topic_tasks,
-            "calls": settings.topic_calls,
-        }[family]
 
 
 # -- comparing ------------------------------------------------------------------------
