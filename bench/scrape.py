@@ -205,7 +205,7 @@ def clone_state(
         store.restore(partition, manager_key(partition, manager_id), encode_core(clone, seq, {}))
         for kind, name, raw in records:
             store.restore(partition, item_key(kind, partition, manager_id, name), raw)
-        store.manager(partition, manager_id)  # its core decoded, as the first scrape would
+        store.manager(partition, manager_id)  # decoded, as the worker's deadline check does
         if number % CLONE_BATCH == 0 or number == len(manager_ids):
             _trim(store)
     return store

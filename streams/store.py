@@ -210,8 +210,21 @@ class StateStore:
                 yield from found.rejected.values()
 
     def records(self, partitions: set[int] | None = None) -> list[ManagerState | RejectedState]:
-        """What metrics are made of: managers and rejections of *partitions* (all: None)."""
-        return [*self.managers_in(partitions), *self.rejected_in(partitions)]
+        """What metrics are made of: managers and rejections of *partitions* (all: None).
+
+        Only reads. A core restored but not used since is read from its record, not
+        resolved: resolving may adopt newer items and so schedule a changelog write,
+        which is the processor's to do on first use (its deadline check resolves every
+        manager of a caught-up partition within seconds of a restart)."""
+        found: list[ManagerState | RejectedState] = []
+        for number, part in list(self._partitions.items()):
+            if partitions is not None and number not in partitions:
+                continue
+            for manager_id, state in part.managers.items():
+                raw = part.cores.get(manager_id)
+                found.append(state if raw is None else decode_core(raw).state)
+            found.extend(part.rejected.values())
+        return found
 
     def progress(self, partition: int) -> SourceProgress | None:
         found = self._partitions.get(partition)

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
+from metrics.exposition import StateExposition
 from streams.entities import DealState
 from streams.items import Items, body_of, seq_of
 from streams.processor import RawMessage
@@ -238,3 +239,21 @@ def test_items_map_marks_what_changes() -> None:
     assert list(items.take_changes()[0]) == ["D1"]
     items.delete("D1")
     assert items.take_changes() == ({}, {"D1"})
+
+
+def test_a_scrape_after_a_restart_reads_without_resolving_or_scheduling_a_write() -> None:
+    """A restored core whose items need writing again (a write was cut after the cores)
+    is left to the processor: a scrape reads it but changes nothing, writes nothing."""
+    h = Harness()
+    at = NOW - timedelta(hours=1)
+    h.send(deal_created("m-a", "D1", at))
+    h.processor.process(DEALS, [h.message(DEALS, stage_changed("m-a", "D1", "proposal", at))])
+    h.persist(steps=1)  # the core reached the broker, the deal's own record did not
+    expected = StateExposition(h.settings).text(h.store.records(), NOW)
+    h.restart()
+    for _ in range(2):
+        assert StateExposition(h.settings).text(h.store.records(), NOW) == expected
+        assert h.store.pending() == 0  # nothing to write because of a scrape
+    h.processor.tick({0}, at.timestamp())  # the processor resolves it, adopting the deal
+    assert h.store.pending() > 0
+    assert StateExposition(h.settings).text(h.store.records(), NOW) == expected
