@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import faust
 from aiokafka.errors import KafkaError
@@ -30,7 +30,7 @@ from faust.types import TP
 from salespulse.kafka_security import faust_credentials
 from salespulse.settings import Settings
 from schemas.partitioning import Placement
-from streams import tablestore
+from streams import faust_compat, tablestore
 from streams.batching import BatchingApp, BatchMessage
 from streams.changelog import ChangelogWriter
 from streams.gaps import GapReader
@@ -212,7 +212,7 @@ def build_app(settings: Settings) -> Runtime:
         store,
         topic=lambda: table.changelog_topic.get_topic_name(),
         send=app.producer.send,
-        batches=lambda: cast(Any, app.producer)._ensure_producer(),  # aiokafka's, under Faust's
+        batches=lambda: faust_compat.running_producer(app.producer),
     )
     # The source topics have exactly settings.partitions partitions (salespulse.topics).
     processor = Processor(settings, store, placement=Placement(settings.partitions))

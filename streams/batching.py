@@ -15,6 +15,10 @@ per batch: flow control, the agent's stream, acknowledgements and commits
 recovery and standby replicas (streams.tablestore applies changelog batches).
 Other topics are passed on record by record, as Faust does.
 
+Faust has no public hook for any of this: every private part of Faust and
+aiokafka used here is reached through streams.faust_compat, and the private
+methods overridden here are listed there.
+
 One thing is deliberately different: records fetched for a partition that
 is paused meanwhile, or when a rebalance begins, are fetched again. Faust
 drops them, and where the partition stays with the worker nothing reads
@@ -32,6 +36,8 @@ from aiokafka.errors import IllegalStateError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
+
+from streams import faust_compat
 
 
 class BatchMessage(ConsumerMessage):
@@ -86,7 +92,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         self,
         timeout: float,  # noqa: ASYNC109 (Faust's signature)
     ) -> AsyncIterator[tuple[TP, ConsumerMessage]]:
-        records, active_partitions = await self._wait_next_records(timeout)
+        records, active_partitions = await faust_compat.wait_next_records(self, timeout)
         generation_id = self.app.consumer_generation_id
         if records is None or self.should_stop:
             return
@@ -98,7 +104,6 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             except Exception as exc:  # the assignment changes under it: seek after
                 self.log.warning("seeking to committed offsets while stopped failed: %r", exc)
             return
-        to_message = self._to_message
         batched = self.batched_topics
         pending = [(tp, fetched) for tp, fetched in records.items() if fetched]
         while pending:
@@ -112,7 +117,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             if not (
                 active_partitions is None
                 or tp in active_partitions
-                or tp in self._buffered_partitions
+                or tp in faust_compat.buffered_partitions(self)
             ):
                 # Paused meanwhile (its table is being recovered, say): likewise.
                 await self._fetch_again([(tp, fetched)])
@@ -124,7 +129,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 yield tp, message
             else:
                 for record in fetched:
-                    yield tp, to_message(tp, record)
+                    yield tp, faust_compat.to_message(self, tp, record)
 
     async def _fetch_again(self, dropped: list[tuple[TP, list[Any]]]) -> None:
         """Seek partitions of batched topics back to records fetched but not passed on."""
@@ -145,12 +150,12 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         the state keeps its own progress and reads back whatever was committed
         without being applied (streams.progress), so committing past is safe.
         """
-        acked = self._acked.get(tp)
-        committed = self._committed_offset.get(tp)
+        acked = faust_compat.acked_offsets(self).get(tp)
+        committed = faust_compat.committed_offsets(self).get(tp)
         if acked and committed is not None and tp.topic in self.batched_topics:
             first = min(acked)
             if first > committed + 1:
-                gaps = self._gap[tp]
+                gaps = faust_compat.offset_gaps(self)[tp]
                 gaps.addi(committed + 1, first)
                 gaps.merge_overlaps()  # no offset twice: Faust would stop at the repeat
         result: int | None = super()._new_offset(tp)
@@ -168,18 +173,21 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         drain loop is told the batch follows the last offset read, so it adds no
         gap of its own (it would also add the batch's last offset, twice).
         """
-        read = self._read_offset[tp]
+        read_offsets = faust_compat.read_offsets(self)
+        read = read_offsets[tp]
         start = message.first_offset if read is None else min(message.first_offset, read + 1)
         if start < message.offset:
-            await self._add_gap(tp, start, message.offset - 1)
-        self._read_offset[tp] = message.offset
+            await faust_compat.add_gap(self, tp, start, message.offset - 1)
+        read_offsets[tp] = message.offset
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # Read when the consumer starts and creates its fetcher, which is later.
-        consumer._fetch_max_wait_ms = cast(BatchingConsumer, self.consumer).fetch_max_wait_ms
+        faust_compat.set_fetch_max_wait(
+            consumer, cast(BatchingConsumer, self.consumer).fetch_max_wait_ms
+        )
         return consumer
 
 
@@ -199,7 +207,7 @@ class BatchingApp(faust.App):
     ):
         super().__init__(*args, **kwargs)
         self.batched_topics: set[str] = set(batched_topics)
-        self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._batch_fetch_max_wait_ms = fetch_max_wait_ms
 
     def _new_transport(self) -> Any:
         return BatchingTransport(self.conf.broker_consumer, self)
@@ -207,5 +215,5 @@ class BatchingApp(faust.App):
     def _new_consumer(self) -> Any:
         consumer = cast(BatchingConsumer, super()._new_consumer())
         consumer.batched_topics = self.batched_topics
-        consumer.fetch_max_wait_ms = self._fetch_max_wait_ms
+        consumer.fetch_max_wait_ms = self._batch_fetch_max_wait_ms
         return consumer
