@@ -156,13 +156,6 @@ class Runtime:
         read_back = self.pipeline.read_back
         return {topic: read_back.get(topic, 0) for topic in self.settings.source_topics}
 
-    def topic_of_family(self, family: str) -> str:
-        return {
-            "deals": self.settings.topic_deals,
-            "tasks": self.settings.topic_tasks,
-            "calls": self.settings.topic_calls,
-        }[family]
-
     def records(self) -> list[Record]:
         """State of the actively owned partitions; nothing while state is being restored."""
         if self.app.in_recovery:
