@@ -130,17 +130,8 @@ def test_every_module_has_a_layer() -> None:
 
 def test_every_listed_place_exists() -> None:
     """A place moved or renamed must move here too, not linger unchecked."""
-    missing = [
-        place
-        for _, places in LAYERS
-        for place in places
-        if not (ROOT / place).exists() and place not in OPTIONAL
-    ]
+    missing = [place for _, places in LAYERS for place in places if not (ROOT / place).exists()]
     assert missing == []
-
-
-# Modules some deployments of the tree do not have yet; listed so they land placed.
-OPTIONAL = {"streams/faust_compat.py", "salespulse/kafka_client.py"}
 
 
 @pytest.mark.parametrize("path", sources())
