@@ -15,6 +15,9 @@ docstrings of bench.throughput, bench.latency, bench.memory, bench.profile,
 bench.scrape.
 Needs py-spy in the virtualenv for the profile (``.venv/bin/pip install
 py-spy``); without it that section is skipped.
+The throughput section's Quix Streams peer makes its own virtualenv,
+``.venv-quix``, on first use (``--no-quix`` leaves it out); without a
+package index it is skipped, and the report says why.
 """
 
 from __future__ import annotations
@@ -86,6 +89,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         type=throughput.parse_variant,
         help="throughput: also run the worker with these settings, e.g. batch_max_seconds=1",
+    )
+    parser.add_argument(
+        "--no-quix",
+        dest="quix",
+        action="store_false",
+        help="throughput: leave out the Quix Streams peer (made in .venv-quix on first use)",
     )
     parser.add_argument("--latency-rate", type=float, default=1000.0, help="events/s")
     parser.add_argument("--latency-seconds", type=float, help="per run (default 40)")
@@ -191,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                         events=args.events,
                         managers=args.managers,
                         variants=args.variant,
+                        quix=args.quix,
                         log=note,
                     )
                     report.add(result.report())

@@ -1,11 +1,11 @@
-"""Throughput, side by side: four consumers of the same pre-published event set.
+"""Throughput, side by side: five consumers of the same pre-published event set.
 
     .venv/bin/python -m bench.throughput --events 200000 --managers 1000 --partitions 4
 
 This is the throughput section of the full harness (``python -m bench.run``,
 see docs/performance.md), runnable on its own. The simulated sales floor's
 event set is published once to an embedded broker, keyed by manager_id, and
-consumed four times, one after another, each by a fresh consumer group:
+consumed five times, one after another, each by a fresh consumer group:
 
 1. raw aiokafka ``getmany`` + ``orjson.loads`` of every value: the limit of
    one Python process;
@@ -13,9 +13,14 @@ consumed four times, one after another, each by a fresh consumer group:
 3. a naive Faust agent that counts events per manager in a windowed table,
    ``counts[key] += 1`` per event: what a user would write first;
 4. the salespulse worker, exactly as ``salespulse worker`` runs it;
+5. a Quix Streams app counting events per manager in a one-day tumbling
+   window, its state in RocksDB (bench.quix_peer, in its own virtual
+   environment; ``--no-quix`` leaves it out, and without a package index to
+   make that environment the report says so and goes on);
 
 and optionally (``--variant batch_max_seconds=1``, repeatable) the worker
-again with changed settings, to try a tuning side by side.
+again with changed settings, to try a tuning side by side, before the Quix
+peer.
 
 Faust-based consumers (2-4) are timed the same way, from the broker: their
 committed offsets, polled every 50 ms, from the first commit to the last
@@ -26,7 +31,10 @@ time themselves in-process (first to last event); both are printed. The
 worker is not timed by polling /metrics: with 1,000 managers one scrape
 renders about 300,000 series (32 MB) and occupies the worker's event loop for
 seconds, so polling would measure the scrape. It is scraped once, at the
-end, to check that every event has exactly one outcome.
+end, to check that every event has exactly one outcome. The Quix peer
+commits every 5 s (Quix's default), too seldom to time from the broker; it
+times itself from its first event to the end of its final checkpoint, and
+checks that its windows' counts add up to the event set.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import offsets, procs, workload
+from bench import offsets, procs, quix_peer, workload
 from bench.offsets import Progress
 from salespulse.broker import EmbeddedBroker
 from salespulse.settings import Settings
@@ -83,13 +91,17 @@ class Throughput:
     scrape_bytes: int
     outcomes: dict[str, float]
     variants: list[WorkerRun] = field(default_factory=list)
+    quix: Rate | None = None
+    quix_missing: str = ""  # why there is no Quix row
 
     def report(self) -> list[str]:
-        rates = [self.raw, self.bare, self.naive, self.worker] + [v.rate for v in self.variants]
-        width = max(len(rate.name) for rate in rates) + 1
+        peers = [self.quix] if self.quix else []
+        rates = [self.raw, self.bare, self.naive, self.worker, *peers]
+        width = max(len(rate.name) for rate in rates + [v.rate for v in self.variants]) + 1
+        times = "five" if self.quix else "four"
         lines = [
             f"THROUGHPUT: {self.events:,} events, {self.partitions} partitions, "
-            f"{self.managers:,} managers; one event set, consumed four times, one after another",
+            f"{self.managers:,} managers; one event set, consumed {times} times, one after another",
             "  mix: " + ", ".join(f"{name} {share:.1%}" for name, share in self.mix.items()),
             f"  {'consumer':<{width + 3}}{'events/s':>10}{'events/CPU-s':>14}{'in-process':>12}",
         ]
@@ -107,6 +119,13 @@ class Throughput:
                 f"per event; 4'/2 {rate.per_second / self.bare.per_second:.2f}, "
                 f"4'/3 {rate.per_second / self.naive.per_second:.2f})"
             )
+        if self.quix:
+            rate = self.quix
+            lines.append(
+                f"  5  {rate.name:<{width}}{rate.per_second:10,.0f}{rate.per_cpu_second:14,.0f}"
+            )
+        elif self.quix_missing:
+            lines.append(f"  5  Quix Streams peer skipped: {self.quix_missing}")
         vs_bare = self.worker.per_second / self.bare.per_second
         vs_naive = self.worker.per_second / self.naive.per_second
         vs_raw = self.worker.per_second / self.raw.per_second
@@ -115,6 +134,12 @@ class Throughput:
         lines += [
             f"  4/2 worker / bare Faust    {vs_bare:6.2f}  (per CPU-s {cpu_bare:.2f})  "
             f"target >= {TARGET_VS_BARE}: {'met' if vs_bare >= TARGET_VS_BARE else 'NOT MET'}",
+        ]
+        if self.quix:
+            vs_quix = self.worker.per_second / self.quix.per_second
+            cpu_quix = self.worker.per_cpu_second / self.quix.per_cpu_second
+            lines.append(f"  4/5 worker / Quix          {vs_quix:6.2f}  (per CPU-s {cpu_quix:.2f})")
+        lines += [
             f"  4/3 worker / naive table   {vs_naive:6.2f}  (per CPU-s {cpu_naive:.2f})  "
             f"target >= {TARGET_VS_NAIVE}: {'met' if vs_naive >= TARGET_VS_NAIVE else 'NOT MET'}",
             f"  4/1 worker / raw aiokafka  {vs_raw:6.3f}",
@@ -125,7 +150,7 @@ class Throughput:
             f"  one /metrics scrape after the run: {self.scrape_seconds:.2f} s, "
             f"{self.scrape_bytes / 1e6:.1f} MB",
         ]
-        for rate in (self.raw, self.bare, self.naive, self.worker):
+        for rate in rates:
             lines += [f"  note ({rate.name}): {note}" for note in rate.notes]
         return lines
 
@@ -261,6 +286,38 @@ def salespulse_worker(
         worker.stop()
 
 
+def quix_consumer(
+    broker: EmbeddedBroker,
+    settings: Settings,
+    count: int,
+    workdir: Path,
+    log: Callable[[str], None] = print,
+) -> Rate:
+    """The Quix Streams peer; raises quix_peer.QuixUnavailableError without its environment."""
+    python = quix_peer.interpreter(log)
+    result = quix_peer.run(
+        python,
+        broker.bootstrap,
+        settings.source_topics,
+        settings.partitions,
+        count,
+        workdir,
+        CONSUMER_TIMEOUT,
+    )
+    return Rate(
+        f"Quix Streams {quix_peer.QUIXSTREAMS.split('==')[1]} window count",
+        events=int(result["events"]),
+        seconds=result["seconds"],
+        cpu_seconds=result["cpu_seconds"],
+        notes=[
+            "timed in-process from its first event to the end of its final checkpoint "
+            "(state in RocksDB and its changelog, offsets committed); "
+            f"{int(result['windows']):,} (manager, day) windows counting "
+            f"{int(result['counted']):,} events, {int(result['late']):,} late"
+        ],
+    )
+
+
 def publish_mix(
     broker: EmbeddedBroker, settings: Settings, events: int, log: Callable[[str], None] = print
 ) -> dict[str, float]:
@@ -283,6 +340,7 @@ def run(
     events: int,
     managers: int,
     variants: Sequence[dict[str, str]] = (),
+    quix: bool = True,
     log: Callable[[str], None] = print,
 ) -> Throughput:
     mix = publish_mix(broker, settings, events, log)
@@ -302,6 +360,15 @@ def run(
     for env in variants:
         tried.append(salespulse_worker(broker, settings, config, events, workdir, env))
         log(f"throughput: {tried[-1].rate.name} {tried[-1].rate.per_second:,.0f} events/s")
+    peer: Rate | None = None
+    missing = ""
+    if quix:
+        try:
+            peer = quix_consumer(broker, settings, events, workdir, log)
+            log(f"throughput: Quix Streams {peer.per_second:,.0f} events/s")
+        except quix_peer.QuixUnavailableError as exc:
+            missing = str(exc)
+            log(f"throughput: Quix Streams peer skipped: {missing}")
     return Throughput(
         events=events,
         managers=managers,
@@ -316,6 +383,8 @@ def run(
         scrape_bytes=len(worker.scrape.body),
         outcomes=worker.outcomes,
         variants=tried,
+        quix=peer,
+        quix_missing=missing,
     )
 
 
@@ -342,6 +411,12 @@ def main() -> None:
         type=parse_variant,
         help="also run the worker with these settings, e.g. batch_max_seconds=1 (repeatable)",
     )
+    parser.add_argument(
+        "--no-quix",
+        dest="quix",
+        action="store_false",
+        help="leave out the Quix Streams peer (and the making of its own environment)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="salespulse-bench-") as tmp, EmbeddedBroker() as broker:
         workdir = Path(tmp)
@@ -357,6 +432,7 @@ def main() -> None:
             events=args.events,
             managers=args.managers,
             variants=args.variant,
+            quix=args.quix,
         )
     print("\n".join(result.report()))
 
