@@ -130,7 +130,8 @@ class ManagerState:
     def tasks_of_deal(self, deal_id: str) -> Iterator[TaskState]:
         # A search of the packed tasks for the deal's id, at C speed: a manager may hold
         # hundreds of tasks, and this runs on every regulated stage entry. An index by
-        # deal would cost memory for every task to save a search that is cheap already.
+        # deal would cost memory for every task (docs/performance.md, Memory: about
+        # 125 MiB at 500,000 tasks) to save a search of a few kilobytes.
         for _, task in self.tasks.peek_containing(orjson.dumps(deal_id)):
             if task.deal_id == deal_id:
                 yield task
