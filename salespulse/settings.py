@@ -209,6 +209,9 @@ class Settings(BaseSettings):
     # How often touched state is written to the changelog (0: after every batch).
     # A crash loses no event either way: what the changelog misses is read back.
     changelog_interval_seconds: float = Field(default=1.0, ge=0, le=60)
+    # Where deals, tasks and call days rest between uses: packed in memory, or in a
+    # RocksDB in a temporary directory (docs/performance.md weighs the two).
+    state_engine: Literal["memory", "rocksdb"] = "memory"
     log_level: str = "info"
     startup_timeout_seconds: float = Field(default=120.0, gt=0)  # waiting for the broker
 

@@ -37,7 +37,7 @@ from streams.gaps import GapReader
 from streams.heap import release_free_memory
 from streams.pipeline import BatchPipeline
 from streams.processor import Processor, RawMessage, raw_message
-from streams.state import Record
+from streams.state import Record, use_engine
 from streams.store import StateStore
 
 log = logging.getLogger(__name__)
@@ -165,6 +165,7 @@ class Runtime:
 
 def build_app(settings: Settings) -> Runtime:
     assert settings.broker, "the broker is resolved before the app is built"
+    use_engine(settings.state_engine)
     app = BatchingApp(
         settings.app_id,
         batched_topics=[*settings.source_topics, changelog_topic_name(settings)],

@@ -29,9 +29,9 @@ Faust did or did not commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -42,8 +42,10 @@ from streams.entities import (
     DealState,
     TaskState,
 )
-from streams.items import Items
+from streams.items import Item, Items
 from streams.schedule import Schedule
+
+ItemT = TypeVar("ItemT", bound=Item)
 
 SEP = "\x1f"
 _SEP = SEP.encode()
@@ -60,16 +62,30 @@ class OpenPeriod:
     cells: Cells = field(default_factory=Cells)
 
 
-def _deal_items() -> Items[DealState]:
-    return Items(b"d", DealState.from_list)
+ENGINES = ("memory", "rocksdb")
+_engine = "memory"
 
 
-def _task_items() -> Items[TaskState]:
-    return Items(b"t", TaskState.from_list)
+def use_engine(name: str) -> None:
+    """Where the items of managers made from now on rest (settings.state_engine): packed
+    in memory (streams.items) or in RocksDB (streams.rocks_items); chosen once at start."""
+    global _engine
+    if name not in ENGINES:
+        raise ValueError(f"unknown state engine {name!r}; choose from {', '.join(ENGINES)}")
+    if name == "rocksdb":
+        import streams.rocks_items  # noqa: F401  (fails here, at start, if not installed)
+    _engine = name
 
 
-def _call_items() -> Items[CallIds]:
-    return Items(b"c", CallIds.from_list)
+def item_map(
+    kind: bytes, from_list: Callable[[Any], ItemT], partition: int, manager_id: str
+) -> Items[ItemT]:
+    """A manager's empty map of one kind of item, in the engine chosen."""
+    if _engine == "memory":
+        return Items(kind, from_list)
+    from streams.rocks_items import RocksItems
+
+    return RocksItems(kind, from_list, partition, manager_id)
 
 
 @dataclass(slots=True)
@@ -98,9 +114,15 @@ class ManagerState:
     # Restored from the changelog, its next deadlines not yet found again (the domain
     # does that before it uses the manager: streams.aggregate.Aggregator.index).
     restored: bool = False
-    deals: Items[DealState] = field(default_factory=_deal_items)
-    tasks: Items[TaskState] = field(default_factory=_task_items)
-    calls: Items[CallIds] = field(default_factory=_call_items)  # keyed by local day ordinal
+    deals: Items[DealState] = field(init=False)
+    tasks: Items[TaskState] = field(init=False)
+    calls: Items[CallIds] = field(init=False)  # keyed by local day ordinal
+
+    def __post_init__(self) -> None:
+        partition, manager_id = self.partition, self.manager_id
+        self.deals = item_map(b"d", DealState.from_list, partition, manager_id)
+        self.tasks = item_map(b"t", TaskState.from_list, partition, manager_id)
+        self.calls = item_map(b"c", CallIds.from_list, partition, manager_id)
 
     def add(self, cell: CellKey, amount: float = 1.0) -> None:
         self.counters.add(cell, amount)

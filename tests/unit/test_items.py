@@ -25,6 +25,7 @@ from streams.entities import (
     TaskState,
 )
 from streams.items import Items, Name, body_of, record_of, seq_of
+from streams.state import item_map
 
 
 def a_task(rng: random.Random) -> TaskState:
@@ -52,9 +53,9 @@ def expected_alarms(tasks: dict[Name, TaskState], offsets: dict[str, float]) -> 
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_packed_items_behave_as_a_map(seed: int) -> None:
+def test_packed_items_behave_as_a_map(seed: int, state_engine: str) -> None:
     rng = random.Random(seed)
-    items: Items[TaskState] = Items(b"t", TaskState.from_list)
+    items: Items[TaskState] = item_map(b"t", TaskState.from_list, 0, "m-a")
     model: dict[Name, TaskState] = {}
     names = [f"T-{n}" for n in range(400)] + ["T-1 two words", "Ünïcode-T", "T-1\\x00"]
     offsets = {TASK_DUE: 60.0, COMPLETION_WAIT: 600.0}
@@ -92,7 +93,8 @@ def test_packed_items_behave_as_a_map(seed: int) -> None:
         assert items.soonest(offsets) == soonest
         assert (name in items) == (name in model)
     items.pack(9999)
-    assert len(items._buckets) > 1  # they doubled on the way
+    if state_engine == "memory":
+        assert len(items._buckets) > 1  # they doubled on the way
     assert sorted(map(str, items.names())) == sorted(model)
     assert dict(items.peek_all()) == model
     assert sorted(items.alarms(offsets)) == expected_alarms(model, offsets)
@@ -110,9 +112,11 @@ def test_packed_items_behave_as_a_map(seed: int) -> None:
         assert seq_of(raw) <= 9999
 
 
-def test_items_at_rest_are_compressed_and_read_as_before() -> None:
+def test_items_at_rest_are_compressed_and_read_as_before(state_engine: str) -> None:
+    if state_engine != "memory":
+        pytest.skip("RocksDB compresses what it keeps in files itself")
     rng = random.Random(7)
-    items: Items[TaskState] = Items(b"t", TaskState.from_list)
+    items: Items[TaskState] = item_map(b"t", TaskState.from_list, 0, "m-a")
     tasks: dict[Name, TaskState] = {f"T-{n}": a_task(rng) for n in range(100)}
     for name, task in tasks.items():
         items.put(name, task)
@@ -131,7 +135,7 @@ def test_items_at_rest_are_compressed_and_read_as_before() -> None:
 
 
 def test_a_packed_item_is_found_by_its_whole_name_only() -> None:
-    items: Items[TaskState] = Items(b"t", TaskState.from_list)
+    items: Items[TaskState] = item_map(b"t", TaskState.from_list, 0, "m-a")
     items.put("T-12", TaskState(task_type="call"))
     items.put("T-1", TaskState(task_type="email"))
     items.pack(1)
@@ -142,7 +146,7 @@ def test_a_packed_item_is_found_by_its_whole_name_only() -> None:
 
 
 def test_changes_are_taken_as_records_once_packed() -> None:
-    items: Items[TaskState] = Items(b"t", TaskState.from_list)
+    items: Items[TaskState] = item_map(b"t", TaskState.from_list, 0, "m-a")
     items.put("T-1", TaskState(task_type="call"))
     items.pack(4)
     changed, deleted = items.take_changes()
@@ -157,7 +161,7 @@ def test_changes_are_taken_as_records_once_packed() -> None:
 
 
 def test_call_days_are_named_by_their_ordinal() -> None:
-    days: Items[CallIds] = Items(b"c", CallIds.from_list)
+    days: Items[CallIds] = item_map(b"c", CallIds.from_list, 0, "m-a")
     for day in (738_001, 738_002, 738_011):
         days.put(day, CallIds(day, {f"call-{day}"}))
     days.pack(1)
@@ -168,7 +172,7 @@ def test_call_days_are_named_by_their_ordinal() -> None:
 
 
 def test_a_deal_waits_for_its_regulations_and_its_creation_on_different_clocks() -> None:
-    deals: Items[DealState] = Items(b"d", DealState.from_list)
+    deals: Items[DealState] = item_map(b"d", DealState.from_list, 0, "m-a")
     checked = DealState(pipeline="default", checks=[RegulationCheck("demo", "call", 500.0, 100.0)])
     checked.checks.append(RegulationCheck("proposal", "email", 300.0, 200.0))
     waiting = DealState(pipeline="default", pending=[("demo", None, 50.0), ("lead", None, 40.0)])

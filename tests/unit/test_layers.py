@@ -42,6 +42,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "streams/cells.py",
             "streams/items.py",
+            "streams/rocks_items.py",
             "streams/schedule.py",
             "streams/state.py",
             "streams/store.py",

@@ -20,7 +20,7 @@ from metrics.exposition import StateExposition
 from streams.entities import DealState
 from streams.items import Items, body_of, seq_of
 from streams.processor import RawMessage
-from streams.state import ManagerState, item_key, manager_key
+from streams.state import ManagerState, item_key, item_map, manager_key
 from tests.support.harness import (
     CALLS,
     DEALS,
@@ -228,7 +228,7 @@ def test_a_changelog_of_format_1_is_read() -> None:
 
 
 def test_items_map_marks_what_changes() -> None:
-    items: Items[DealState] = Items(b"d", DealState.from_list)
+    items: Items[DealState] = item_map(b"d", DealState.from_list, 0, "m-a")
     items.put("D1", DealState(pipeline="default"))
     changed, deleted = items.take_changes()
     assert list(changed) == ["D1"]
