@@ -77,6 +77,7 @@ class MemoryPoint:
     restored_ok: str
     stop_code: int | None
     restore_note: str = ""
+    variant: str = ""  # the worker's changed settings, NAME=VALUE (bench.run --variant)
 
 
 def managers_for(keys: int) -> int:
@@ -165,9 +166,12 @@ def measure(
     partitions: int,
     log: object = print,
     keep_logs: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> MemoryPoint:
-    """*keep_logs*: where the log of a worker that did not stop cleanly is copied."""
+    """*keep_logs*: where the log of a worker that did not stop cleanly is copied; *env*:
+    the worker's changed settings (SALESPULSE_* variables, bench.run --variant)."""
     assert callable(log)
+    variant = variant_name(env)
     managers = workload.manager_ids(managers_for(keys))
     events = len(managers) * OPEN_ITEMS
     with EmbeddedBroker() as broker:
@@ -176,7 +180,9 @@ def measure(
         asyncio.run(ensure_topics(settings))
         asyncio.run(workload.publish(broker.bootstrap, state_events(settings, managers)))
         app_id = f"bench-memory-{keys}"
-        worker = procs.Worker(broker.url, config, workdir, app_id=app_id, partitions=partitions)
+        worker = procs.Worker(
+            broker.url, config, workdir, app_id=app_id, partitions=partitions, extra_env=env
+        )
         worker.start()
         try:
             worker.wait_ready(180)
@@ -197,7 +203,8 @@ def measure(
             build_seconds = seen[-1].at - started
             rss_built = _settled_rss_mib(worker.pid)
             log(
-                f"memory: {keys:,} keys built from {events:,} events in {build_seconds:.0f} s, "
+                f"memory{variant and ' ' + variant}: {keys:,} keys built from {events:,} "
+                f"events in {build_seconds:.0f} s, "
                 f"RSS {rss_built:.0f} MiB; scraping"
             )
             try:
@@ -254,7 +261,12 @@ def measure(
         restored_ok=restored_ok,
         stop_code=stop_code,
         restore_note=restore_note,
+        variant=variant,
     )
+
+
+def variant_name(env: dict[str, str] | None) -> str:
+    return " ".join(f"{k.removeprefix('SALESPULSE_')}={v}" for k, v in (env or {}).items())
 
 
 def _check_restored(worker: procs.Worker, events: int) -> str:
@@ -284,9 +296,10 @@ def _restore_progress(worker: procs.Worker, records: int) -> str:
 
 
 def report(points: list[MemoryPoint]) -> list[str]:
+    variant = points[0].variant if points else ""
     lines = [
         "MEMORY AND RECOVERY: keys = managers x 3 open periods + open deals + open tasks "
-        "+ remembered event ids",
+        "+ remembered event ids" + (f"; worker with {variant}" if variant else ""),
         f"  {'keys':>10} {'managers':>8} {'events':>8} {'build ev/s':>10} {'RSS empty':>9} "
         f"{'RSS built':>9} {'peak w/ scrape':>14} {'scrape':>12} {'changelog':>10} "
         f"{'ready':>7} {'RSS ready':>9} {'restored':>8}",

@@ -88,7 +88,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         type=throughput.parse_variant,
-        help="throughput: also run the worker with these settings, e.g. batch_max_seconds=1",
+        help="throughput and memory: also run the worker with these settings, "
+        "e.g. batch_max_seconds=1",
     )
     parser.add_argument(
         "--no-quix",
@@ -246,12 +247,18 @@ def main(argv: list[str] | None = None) -> int:
             )
             report.add(latency.report(runs))
         if "memory" in args.chosen:
-            points = []
+            # Each size for every variant in turn, so they meet the same load on the machine.
+            envs: list[dict[str, str]] = [{}, *args.variant]
+            points: list[list[memory.MemoryPoint]] = [[] for _ in envs]
             for size in args.sizes:
-                points.append(
-                    memory.measure(size, workdir, args.partitions, log=note, keep_logs=args.out)
-                )
-            report.add(memory.report(points))
+                for env, found in zip(envs, points, strict=True):
+                    found.append(
+                        memory.measure(
+                            size, workdir, args.partitions, log=note, keep_logs=args.out, env=env
+                        )
+                    )
+            for found in points:
+                report.add(memory.report(found))
         if "scrape" in args.chosen:
             template, scrapes = scrape.run(args.scrape_sizes, repeat=args.scrape_repeat, log=note)
             report.add(scrape.report(template, scrapes, args.scrape_repeat))
