@@ -17,7 +17,7 @@ the versions pinned exactly in pyproject.toml (:data:`CHECKED_ON`).
 
 Every read or write of a private attribute goes through a function here;
 the worker's subclasses override private methods by name, and each such
-method is listed in :data:`OVERRIDDEN`. tests/unit/test_faust_compat.py
+method is listed in :data:`OVERRIDDEN`. tests/unit/streams/test_faust_compat.py
 checks that each name still exists with the expected kind and parameters
 on the installed versions, that the installed versions are the ones checked
 on, that no other module touches these names, and that every private method
@@ -25,11 +25,11 @@ the worker overrides is listed and no private name of its own shadows one of
 Faust, mode or aiokafka.
 
 On an upgrade of faust-streaming, aiokafka or mode-streaming: run
-tests/unit/test_faust_compat.py first. It lists everything that moved at
+tests/unit/streams/test_faust_compat.py first. It lists everything that moved at
 once. For each name, read the new version's code and adapt the function here
 (or the override in streams.batching), replace it by a public API if one has
 appeared, then update :data:`CHECKED_ON` and the versions above, and run
-tests/unit/test_batching.py and the end-to-end and skipped-offsets
+tests/unit/streams/test_batching.py and the end-to-end and skipped-offsets
 integration tests, which exercise what these names do, not only that they
 exist.
 """

@@ -221,7 +221,7 @@ class Alertmanager(Process):
 
     Its sales hours are widened to the whole week: a test that a KPI alert
     reaches its receiver must not depend on the hour it runs at (the hours
-    themselves are tested in tests/unit/test_alerting_config.py)."""
+    themselves are tested in tests/unit/deploy/test_alerting_config.py)."""
 
     def __init__(self, workdir: Path, receiver: WebhookReceiver) -> None:
         self.port = free_port()

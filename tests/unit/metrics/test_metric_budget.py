@@ -22,7 +22,7 @@ from metrics.exposition import StateExposition
 from salespulse.simulate.month import month_state, reference_settings
 from tests.support.scrape import Samples, parse
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 BUDGET = 150
 # A Wednesday afternoon in mid-month: day, week and month all hold numbers.
 END = datetime(2026, 11, 18, 15, 0, tzinfo=ZoneInfo("Europe/Berlin"))

@@ -27,7 +27,7 @@ from faust.types import TP
 from streams import faust_compat
 from streams.faust_compat import ACCESSED, OVERRIDDEN, Kind, Private
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 COMPAT_MODULE = ROOT / "streams" / "faust_compat.py"
 # Every package of the product (tests may reach into what they test).
 PRODUCT_PACKAGES = ("streams", "salespulse", "metrics", "bench", "schemas", "deploy")

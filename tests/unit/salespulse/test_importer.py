@@ -47,7 +47,7 @@ from streams.processor import Processor, RawMessage
 from streams.store import StateStore
 
 SHARED = Path(
-    os.environ.get("SALESPULSE_SHARED", Path(__file__).resolve().parents[2] / ".." / "shared")
+    os.environ.get("SALESPULSE_SHARED", Path(__file__).resolve().parents[3] / ".." / "shared")
 )
 SAMPLE = SHARED / "data" / "crm-sales-opportunities"
 PIPELINE_CSV = SAMPLE / "sales_pipeline.csv"

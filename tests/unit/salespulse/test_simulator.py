@@ -32,7 +32,7 @@ from salespulse.simulate.publisher import (
 )
 from schemas.events import EVENT_ADAPTER, TOPIC_OF_TYPE
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DEMO_CONFIG = "salespulse/config/demo.toml"
 START = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
 SPEED = 60.0

@@ -50,7 +50,7 @@ import pytest
 
 from tests.support.monitoring import PLACEHOLDER_HOOKS, WebhookReceiver
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ALERT_RULES = ROOT / "deploy" / "prometheus" / "rules" / "salespulse-alerts.yml"
 ALERT_TESTS = sorted((ROOT / "deploy" / "prometheus" / "tests").glob("salespulse-alerts*.test.yml"))
 ALERTMANAGER_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"

@@ -188,7 +188,7 @@ max_overdue_rate = 0.1
 
 
 def test_the_demo_configuration_loads() -> None:
-    demo = Path(__file__).resolve().parents[2] / "salespulse" / "config" / "demo.toml"
+    demo = Path(__file__).resolve().parents[3] / "salespulse" / "config" / "demo.toml"
 
     settings = load_settings(config=demo)
 
