@@ -33,6 +33,18 @@ OptionalLabel = Annotated[str, StringConstraints(max_length=64, pattern=rf"^[^{_
 # A trillion-scale cap keeps sums of amounts finite and catches unit mistakes (cents * 1e6).
 Money = Annotated[float, Field(ge=0, le=1e15, allow_inf_nan=False)]
 Seconds = Annotated[float, Field(ge=0, le=7 * 86400, allow_inf_nan=False)]
+# Free text a manager writes (a task's description): line breaks and tabs allowed, other
+# control characters not. Bounded so that the largest event stays well under MAX_EVENT_BYTES
+# (4,000 characters are at most 16 KB of UTF-8, ten links at most 20 KB).
+_TEXT_CONTROL = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+Text = Annotated[str, StringConstraints(max_length=4000, pattern=rf"^[^{_TEXT_CONTROL}]*$")]
+# An absolute http(s) URL with a host, no white space or control characters; kept as the
+# sender wrote it (not normalised), since it is only ever checked, never followed.
+Link = Annotated[
+    str,
+    StringConstraints(max_length=2048, pattern=rf"^https?://[^\s/?#{_CONTROL}]+[^\s{_CONTROL}]*$"),
+]
+MAX_TASK_LINKS = 10
 
 EARLIEST_EVENT_TIME = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
 # The largest message an event may be: larger ones are rejected as too_large.
@@ -70,6 +82,9 @@ class DealCreated(_Event):
     product: OptionalLabel | None = None
     channel: OptionalLabel | None = None
     segment: OptionalLabel | None = None
+    customer_id: EntityId | None = Field(
+        default=None, description="The customer (account, company) the deal is with."
+    )
 
 
 class DealStageChanged(_Event):
@@ -88,6 +103,16 @@ class TaskCreated(_Event):
     due_at: AwareDatetime
     deal_id: EntityId | None = None
     stage: Name | None = None
+    description: Text | None = Field(
+        default=None,
+        description="What the manager is to do, as written in the CRM; never stored in "
+        "state nor exported.",
+    )
+    links: Annotated[tuple[Link, ...], Field(max_length=MAX_TASK_LINKS)] | None = Field(
+        default=None,
+        description="Links the task refers to (a script, the deal card); never stored in "
+        "state nor exported.",
+    )
 
 
 class TaskCompleted(_Event):

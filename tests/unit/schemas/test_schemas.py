@@ -18,6 +18,8 @@ from pydantic import ValidationError
 from schemas.events import (
     EVENT_ADAPTER,
     EVENT_MODELS,
+    MAX_EVENT_BYTES,
+    MAX_TASK_LINKS,
     TOPIC_OF_TYPE,
     CallEnded,
     DealCreated,
@@ -216,6 +218,143 @@ def test_events_are_immutable() -> None:
 
     with pytest.raises(ValidationError, match="frozen"):
         event.manager_id = "someone-else"  # type: ignore[misc]
+
+
+# -- optional extensions: customer, task description and links -------------------
+
+FULL_TASK: Payload = {
+    **VALID["task.created"],
+    "description": "Call Anna by the script, confirm the demo date.\n\tAgenda in the card.",
+    "links": ["https://crm.example.com/deals/D-1", "http://wiki.example.com/scripts/demo?v=2#a"],
+}
+
+
+@pytest.mark.parametrize(
+    ("event_type", "added"),
+    [
+        ("deal.created", {"customer_id": "C-4411"}),
+        ("task.created", {"description": FULL_TASK["description"], "links": FULL_TASK["links"]}),
+    ],
+)
+def test_events_without_the_optional_extensions_validate_as_before(
+    event_type: str, added: Payload
+) -> None:
+    before = validate(VALID[event_type])
+    extended = validate({**VALID[event_type], **added})
+
+    assert all(getattr(before, field) is None for field in added)
+    assert extended.model_dump(exclude=set(added)) == before.model_dump(exclude=set(added))
+    # Nothing appears in an event that its sender did not send.
+    assert before.model_dump(exclude_none=True).keys() == VALID[event_type].keys()
+
+
+def test_a_deal_carries_its_customer() -> None:
+    created = validate(with_("deal.created", customer_id="ACME GmbH / 7"))
+
+    assert isinstance(created, DealCreated)
+    assert created.customer_id == "ACME GmbH / 7"
+
+
+@pytest.mark.parametrize(
+    ("customer", "kind"),
+    [
+        ("", "string_too_short"),
+        (" ", "string_pattern_mismatch"),
+        ("x" * 129, "string_too_long"),
+        ("C\n1", "string_pattern_mismatch"),
+        ("C\x85", "string_pattern_mismatch"),
+    ],
+)
+def test_an_empty_long_or_unprintable_customer_is_rejected(customer: str, kind: str) -> None:
+    errors = rejection(with_("deal.created", customer_id=customer))
+
+    assert [(loc[-1], error) for loc, error, _ in errors] == [("customer_id", kind)]
+
+
+def test_a_task_carries_its_description_and_links_verbatim() -> None:
+    task = validate(FULL_TASK)
+
+    assert isinstance(task, TaskCreated)
+    assert task.description == FULL_TASK["description"]
+    assert task.links == tuple(FULL_TASK["links"])
+
+
+@pytest.mark.parametrize("text", ["", "Звонок по скрипту ✓", "line one\r\nline two"])
+def test_descriptions_may_be_empty_multiline_or_any_script(text: str) -> None:
+    task = validate({**FULL_TASK, "description": text})
+
+    assert isinstance(task, TaskCreated)
+    assert task.description == text
+
+
+@pytest.mark.parametrize("control", ["\x00", "\x07", "\x0b", "\x1b", "\x7f", "\x85"])
+def test_control_characters_other_than_line_breaks_and_tabs_are_rejected(control: str) -> None:
+    errors = rejection({**FULL_TASK, "description": f"call{control}back"})
+
+    assert [(loc[-1], kind) for loc, kind, _ in errors] == [
+        ("description", "string_pattern_mismatch")
+    ]
+
+
+def test_a_description_over_4000_characters_is_rejected() -> None:
+    assert isinstance(validate({**FULL_TASK, "description": "x" * 4000}), TaskCreated)
+    errors = rejection({**FULL_TASK, "description": "x" * 4001})
+
+    assert [(loc[-1], kind) for loc, kind, _ in errors] == [("description", "string_too_long")]
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "",
+        "crm.example.com/deals/1",
+        "ftp://files.example.com/a",
+        "javascript:alert(1)",
+        "https://",
+        "https:///path",
+        "https://example.com/a b",
+        "https://example.com/\u0000",
+        "HTTPS://EXAMPLE.COM",
+        "https://example.com/" + "x" * 2029,
+    ],
+)
+def test_links_that_are_not_http_urls_are_rejected(link: str) -> None:
+    errors = rejection({**FULL_TASK, "links": [FULL_TASK["links"][0], link]})
+
+    assert [loc for loc, _, _ in errors] == [("task.created", "links", 1)]
+
+
+def test_a_link_of_2048_characters_is_accepted() -> None:
+    link = "https://example.com/" + "x" * 2028
+    task = validate({**FULL_TASK, "links": [link]})
+
+    assert isinstance(task, TaskCreated)
+    assert task.links == (link,)
+
+
+def test_more_links_than_the_limit_are_rejected() -> None:
+    links = [f"https://example.com/{n}" for n in range(MAX_TASK_LINKS + 1)]
+    assert isinstance(validate({**FULL_TASK, "links": links[:-1]}), TaskCreated)
+    errors = rejection({**FULL_TASK, "links": links})
+
+    assert [(loc[-1], kind) for loc, kind, _ in errors] == [("links", "too_long")]
+
+
+@pytest.mark.parametrize("links", ["https://example.com", {"url": "https://example.com"}, [1]])
+def test_links_must_be_a_list_of_strings(links: object) -> None:
+    assert rejection({**FULL_TASK, "links": links})
+
+
+def test_the_largest_valid_task_fits_the_event_size_limit() -> None:
+    payload = {
+        **FULL_TASK,
+        "description": "\U0001f4de" * 4000,
+        "links": ["https://example.com/" + "x" * 2028] * MAX_TASK_LINKS,
+    }
+    raw = json.dumps(payload, ensure_ascii=False).encode()
+
+    assert isinstance(EVENT_ADAPTER.validate_json(raw), TaskCreated)
+    assert len(raw) < MAX_EVENT_BYTES
 
 
 # -- call.ended: answered ---------------------------------------------------------
