@@ -18,11 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from salespulse.ingest.validation import Candidate
+from schemas.events import Text
 
 M = TypeVar("M", bound=BaseModel)
+
+_TEXT: TypeAdapter[str] = TypeAdapter(Text)
 
 _PRINTABLE_ID = re.compile(r"^[^\x00-\x1f\x7f-\x9f]{1,128}$")
 
@@ -123,6 +126,20 @@ def id_text(value: Any) -> str | None:
     if isinstance(value, str) and value.strip():
         return value.strip()
     return None
+
+
+def task_text(value: Any) -> str | None:
+    """A CRM task's text as the contract's description, or None when it does not fit.
+
+    The description is optional: a text too long or with control characters is left
+    out rather than costing the task itself, which the contract took before it had one.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return _TEXT.validate_python(value)
+    except ValidationError:
+        return None
 
 
 def amount(value: Any) -> float | None:

@@ -7,7 +7,8 @@ index, field. Translated:
 
 - ``leads[add][i]`` -> ``deal.created`` (stage from ``pipeline_id``/``status_id``)
 - ``leads[status][i]`` -> ``deal.stage_changed`` (``old_status_id`` -> ``from_stage``)
-- ``task[add][i]`` -> ``task.created`` (``complete_till`` -> ``due_at``)
+- ``task[add][i]`` -> ``task.created`` (``complete_till`` -> ``due_at``, ``text`` ->
+  ``description``)
 - ``task[update][i]`` with ``status`` 1 -> ``task.completed``
 
 Everything else is answered as ``ignored``. The manager is the lead's or
@@ -31,6 +32,7 @@ from salespulse.ingest.adapters import (
     lookup,
     parse_time,
     stable_id,
+    task_text,
 )
 from salespulse.ingest.validation import Candidate
 from schemas.events import ManagerId, Name
@@ -368,6 +370,9 @@ class AmoCrmAdapter:
         event = self._task_common(
             entry, {**base, "task_id": task, "task_type": task_type, "due_at": due_at}
         )
+        description = task_text(entry.get("text"))
+        if description is not None:
+            event["description"] = description
         return Candidate(index, event, event_id=event_id, type="task.created", ref=ref)
 
     def _task_update(self, index: int, ref: str, entry: dict[str, Any], account: str) -> Candidate:

@@ -5,7 +5,8 @@ change or delete; ``entity`` deal, activity, ...; ``id`` of the notification;
 ``timestamp``; ``company_id``), ``data`` (the object now) and ``previous``
 (the fields the change altered). Translated:
 
-- deal create -> ``deal.created`` (stage from ``stage_id``; a deal created won
+- deal create -> ``deal.created`` (stage from ``stage_id``, ``org_id`` ->
+  ``customer_id``; a deal created won
   or lost also gets a ``deal.stage_changed`` to the pipeline's won/lost stage)
 - deal change of ``status`` to won or lost -> ``deal.stage_changed`` to the
   mapping's ``won_stage``/``lost_stage`` (Pipedrive's won and lost are statuses,
@@ -233,6 +234,9 @@ class PipedriveAdapter:
         value = amount(context.data.get("value"))
         if value is not None:
             event["amount"] = value
+        customer = id_text(context.data.get("org_id"))
+        if customer is not None:
+            event["customer_id"] = customer
         created = Candidate(
             0, event, event_id=base["event_id"], type="deal.created", ref=context.ref
         )

@@ -99,6 +99,7 @@ def test_tasks_added_and_completed(adapter: AmoCrmAdapter) -> None:
             "task_type": "call",
             "due_at": "2026-05-29T10:59:00+00:00",
             "deal_id": "25399015",
+            "description": "Call back about the licence",
         },
         {
             "event_id": "amocrm:acme:task:5061870:completed",
@@ -136,6 +137,23 @@ def test_an_edit_of_a_completed_task_repeats_its_completion_id(adapter: AmoCrmAd
     body = fixture("amocrm/tasks.txt").replace(b"1779969600", b"1779980000")
     completed = [c for c in adapter.translate(body) if c.type == "task.completed"]
     assert completed[0].event_id == "amocrm:acme:task:5061870:completed"
+
+
+@pytest.mark.parametrize("text", [b"", b"+++", b"x" * 4001, b"call%07back", b"%00"], ids=repr)
+def test_a_task_text_the_contract_cannot_take_is_left_out_not_the_task(
+    adapter: AmoCrmAdapter, text: bytes
+) -> None:
+    body = fixture("amocrm/tasks.txt").replace(b"Call+back+about+the+licence", text)
+    created = [c for c in adapter.translate(body) if c.type == "task.created"]
+    assert created[0].event is not None
+    assert "description" not in created[0].event
+
+
+def test_a_multiline_task_text_is_kept_as_written(adapter: AmoCrmAdapter) -> None:
+    body = fixture("amocrm/tasks.txt").replace(b"Call+back+about+the+licence", b"Call%0Aback")
+    created = [c for c in adapter.translate(body) if c.type == "task.created"]
+    assert created[0].event is not None
+    assert created[0].event["description"] == "Call\nback"
 
 
 def test_webhooks_of_another_account_are_rejected(adapter: AmoCrmAdapter) -> None:

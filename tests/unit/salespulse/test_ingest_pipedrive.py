@@ -43,7 +43,14 @@ def test_created_deal(adapter: PipedriveAdapter) -> None:
         "pipeline": "default",
         "stage": "lead",
         "amount": 12500.0,
+        "customer_id": "2",
     }
+
+
+def test_a_deal_without_an_organisation_has_no_customer(adapter: PipedriveAdapter) -> None:
+    body = payload("deal_create")
+    body["data"]["org_id"] = None
+    assert "customer_id" not in only_event(adapter.translate(json.dumps(body).encode()))
 
 
 def test_stage_change_carries_the_previous_stage_and_value(adapter: PipedriveAdapter) -> None:
