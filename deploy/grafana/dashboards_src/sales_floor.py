@@ -288,6 +288,103 @@ def _bottom_row() -> list[c.PanelBuilder]:
     ]
 
 
+# Conversion needs volume a day or a week rarely has: the conversion row reads
+# the last 30 days whatever the period on the screen.
+TEAM_30D_PIPELINE = 'team="$team", window="30d", pipeline="$pipeline"'
+# The drop step of each manager; its table's three queries carry the same
+# labels (the step as one "previous → stage" label, no metric name) so that
+# Grafana merges them into one row per manager.
+DROP_STEP = f"manager_window_pipeline_stage:salespulse_drop_step_gap:ratio{{{TEAM_30D_PIPELINE}}}"
+
+
+def _step_row(expr: str) -> str:
+    unnamed = f'label_replace({expr}, "__name__", "", "", "")'
+    return f'label_join({unnamed}, "step", " → ", "previous_stage", "stage")'
+
+
+def _conversion_row() -> list[c.PanelBuilder]:
+    top = 28
+    height = 10
+    return [
+        c.bar_gauge_panel(
+            "Overall conversion, 30 days",
+            "Per manager, the share of the deals that entered the funnel in the last 30 "
+            "days which reached its last stage (won), highest first; the team's pooled "
+            "figure on the first bar. Not the win rate: lost deals that never left the "
+            "first stages count here too.",
+            [
+                c.query(
+                    f"team_window_pipeline:salespulse_overall_conversion:ratio{{{TEAM_30D_PIPELINE}}}",
+                    "Team",
+                    instant=True,
+                ),
+                c.query(
+                    "sort_desc(manager_window_pipeline:salespulse_overall_conversion:ratio"
+                    f"{{{TEAM_30D_PIPELINE}}})",
+                    "{{name}}",
+                    "B",
+                    instant=True,
+                ),
+            ],
+            unit=c.RATIO,
+            decimals=0,
+            max_value=None,
+            place=c.at(0, top, 8, height),
+        ),
+        c.table_panel(
+            "Where each funnel falls, 30 days",
+            "Per manager, the funnel step whose conversion in the last 30 days falls "
+            "furthest below the team's at the same step, with both conversions and the "
+            "gap in points, largest gap first. A manager at or above the team at every "
+            "step has no row.",
+            [
+                c.instant_table(
+                    _step_row(
+                        "manager_window_pipeline_stage:salespulse_stage_conversion:ratio"
+                        f" and on (manager, window, pipeline, stage) {DROP_STEP}"
+                    )
+                ),
+                c.instant_table(
+                    _step_row(
+                        "team_window_pipeline_stage:salespulse_stage_conversion:ratio"
+                        f"\n+ on (team, window, pipeline, stage) group_right () 0 * {DROP_STEP}"
+                    ),
+                    "B",
+                ),
+                c.instant_table(_step_row(DROP_STEP), "C"),
+            ],
+            unit=c.RATIO,
+            transformations=[
+                c.transformation("merge", {}),
+                c.transformation(
+                    "sortBy", {"fields": {}, "sort": [{"field": "Value #C", "desc": True}]}
+                ),
+                c.organize(
+                    exclude=[
+                        "Time",
+                        "manager",
+                        "team",
+                        "window",
+                        "pipeline",
+                        "stage",
+                        "previous_stage",
+                    ],
+                    rename={
+                        "name": "Manager",
+                        "step": "Step",
+                        "Value #A": "Conversion",
+                        "Value #B": "Team",
+                        "Value #C": "Below team by",
+                    },
+                    first=["name", "step", "Value #A", "Value #B", "Value #C"],
+                ),
+            ],
+            no_value="No manager below the team at any step",
+            place=c.at(8, top, 16, height),
+        ),
+    ]
+
+
 def build() -> dashboard_models.Dashboard:
     builder = (
         c.base_dashboard(
@@ -302,6 +399,6 @@ def build() -> dashboard_models.Dashboard:
         .with_variable(c.team_variable(include_all=False))
         .with_variable(c.pipeline_variable())
     )
-    for panel in [*_team_stats(), *_manager_bars(), *_bottom_row()]:
+    for panel in [*_team_stats(), *_manager_bars(), *_bottom_row(), *_conversion_row()]:
         builder = builder.with_panel(panel)
     return c.finish(builder)

@@ -119,6 +119,11 @@ TEAM_AND_MANAGER_KPI_PANELS = {
     "Win rate": ("bargauge", "percentunit"),
     "Firing KPI alerts": ("table", "none"),
 }
+# The conversion row: overall conversion and each manager's drop step, 30 days.
+CONVERSION_PANELS = {
+    "Overall conversion, 30 days": ("bargauge", "percentunit"),
+    "Where each funnel falls, 30 days": ("table", "percentunit"),
+}
 
 
 def test_sales_floor_refreshes_every_30s_over_a_day(dashboards: dict[str, JSONObject]) -> None:
@@ -130,11 +135,12 @@ def test_sales_floor_refreshes_every_30s_over_a_day(dashboards: dict[str, JSONOb
 
 def test_sales_floor_has_its_panels_with_units(dashboards: dict[str, JSONObject]) -> None:
     panels = panels_by_title(dashboards[SALES_FLOOR])
-    assert set(panels) == set(TEAM_AND_MANAGER_KPI_PANELS)
-    for title, (kind, unit) in TEAM_AND_MANAGER_KPI_PANELS.items():
+    expected = {**TEAM_AND_MANAGER_KPI_PANELS, **CONVERSION_PANELS}
+    assert set(panels) == set(expected)
+    for title, (kind, unit) in expected.items():
         assert panels[title]["type"] == kind, title
         assert defaults(panels[title]).get("unit") == unit, title
-    assert len(panels) <= 14, "a wall screen has few panels"
+    assert len(panels) <= 16, "a wall screen has few panels"
 
 
 def test_sales_floor_queries_the_recording_rules(dashboards: dict[str, JSONObject]) -> None:
@@ -164,6 +170,30 @@ def test_sales_floor_queries_the_recording_rules(dashboards: dict[str, JSONObjec
         assert 'ALERTS{alertstate="firing", alertname=~"Salespulse.*"' in expr, title
         # The team on the screen, and alerts without a team label (absent matches "").
         assert 'team=~"$team|"' in expr, title
+
+
+def test_sales_floor_conversion_row_reads_30_days_of_the_team(
+    dashboards: dict[str, JSONObject],
+) -> None:
+    """Conversion needs more volume than a day or a week has: the row ignores the
+    period variable and reads the 30-day window of the team and pipeline on screen."""
+    panels = panels_by_title(dashboards[SALES_FLOOR])
+    team, manager = exprs(panels["Overall conversion, 30 days"])
+    assert "team_window_pipeline:salespulse_overall_conversion:ratio" in query_metric_names(team)
+    assert "manager_window_pipeline:salespulse_overall_conversion:ratio" in (
+        query_metric_names(manager)
+    )
+    drop = exprs(panels["Where each funnel falls, 30 days"])
+    assert len(drop) == 3
+    for expr in [team, manager, *drop]:
+        assert 'window="30d"' in expr, expr
+        assert 'team="$team"' in expr, expr
+        assert 'pipeline="$pipeline"' in expr, expr
+    for expr in drop:
+        assert "manager_window_pipeline_stage:salespulse_drop_step_gap:ratio" in (
+            query_metric_names(expr)
+        )
+        assert '"step", " → ", "previous_stage", "stage"' in expr, expr
 
 
 def test_overdue_rate_is_green_amber_red_at_15_and_20_percent(
