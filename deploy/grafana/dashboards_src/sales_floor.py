@@ -385,6 +385,99 @@ def _conversion_row() -> list[c.PanelBuilder]:
     ]
 
 
+# Managers short of what the team takes in: none or spare is fine, a fraction of
+# a manager is a warning, a whole manager short is red.
+MANAGERS_SHORT = c.Thresholds(c.GREEN, ((c.EPSILON, c.AMBER), (1, c.RED)))
+
+
+def _workload_row() -> list[c.PanelBuilder]:
+    """How much the team works on, and how many managers it needs for what it takes in."""
+    top = 38
+    height = 10
+    team = 'team="$team"'
+    team_30d = 'team="$team", window="30d"'
+    capacity = c.stat_panel(
+        "Workload and capacity",
+        "Deals the team's managers are working on now; new deals the team took in over "
+        "the last 30 days; capacity: the deals one manager closes (won + lost) in 30 "
+        "days, the median over the team's managers who closed any; managers needed = "
+        "new deals / capacity, against the managers on the team. Short is needed minus "
+        "on the team: green at or below 0 (spare capacity), amber up to one manager "
+        "short, red from one.",
+        [
+            c.query(f"team:salespulse_open_deals:sum{{{team}}}", "open deals", "A", instant=True),
+            c.query(
+                f"team_window:salespulse_deals_created:sum{{{team_30d}}}",
+                "new deals, 30 days",
+                "B",
+                instant=True,
+            ),
+            c.query(
+                f"team_window:salespulse_capacity_deals_per_manager:median{{{team_30d}}}",
+                "a manager closes",
+                "C",
+                instant=True,
+            ),
+            c.query(
+                f"team_window:salespulse_managers_needed:estimate{{{team_30d}}}",
+                "managers needed",
+                "D",
+                instant=True,
+            ),
+            c.query(f"team:salespulse_managers:count{{{team}}}", "on the team", "E", instant=True),
+            c.query(
+                f"team_window:salespulse_managers_short:diff{{{team_30d}}}",
+                "short",
+                "F",
+                instant=True,
+            ),
+        ],
+        unit=c.COUNT,
+        decimals=0,
+        title_size=18,
+        place=c.at(0, top, 10, height),
+    )
+    capacity = capacity.override_by_name(
+        "managers needed", [dashboard_models.DynamicConfigValue(id_val="decimals", value=1)]
+    ).override_by_name(
+        "short",
+        [
+            dashboard_models.DynamicConfigValue(id_val="decimals", value=1),
+            dashboard_models.DynamicConfigValue(id_val="color", value={"mode": "thresholds"}),
+            dashboard_models.DynamicConfigValue(
+                id_val="thresholds", value=MANAGERS_SHORT.build().build()
+            ),
+        ],
+    )
+    stages = c.by_funnel_index(
+        f'manager_pipeline_stage:salespulse_open_deals:sum{{{team}, pipeline="$pipeline"}}'
+    )
+    # Each manager's open deals in all, as a last column after the funnel's stages.
+    in_all = (
+        'label_replace(label_replace(manager:salespulse_open_deals:sum{team="$team"}, '
+        '"stage", "all", "", ""), "index", "1000", "", "")'
+    )
+    open_deals = c.table_panel(
+        "Open deals by manager and stage",
+        "Deals each manager is working on now (rows), by the stage each deal is in "
+        "(columns, in funnel order), and in all. Compare a row's total with the team's "
+        "capacity in 'Workload and capacity': deals a manager closes in 30 days.",
+        [c.instant_table(f"{stages}\nor {in_all}")],
+        transformations=[
+            *c.sort_rows("name"),
+            *c.sort_rows("index", numeric=True),
+            c.transformation(
+                "groupingToMatrix",
+                {"columnField": "stage", "rowField": "name", "valueField": "Value"},
+            ),
+            c.organize(rename={"name\\stage": "Manager"}),
+        ],
+        no_value="No open deals",
+        place=c.at(10, top, 14, height),
+    )
+    return [capacity, open_deals]
+
+
 def build() -> dashboard_models.Dashboard:
     builder = (
         c.base_dashboard(
@@ -399,6 +492,7 @@ def build() -> dashboard_models.Dashboard:
         .with_variable(c.team_variable(include_all=False))
         .with_variable(c.pipeline_variable())
     )
-    for panel in [*_team_stats(), *_manager_bars(), *_bottom_row(), *_conversion_row()]:
+    rows = [*_team_stats(), *_manager_bars(), *_bottom_row(), *_conversion_row(), *_workload_row()]
+    for panel in rows:
         builder = builder.with_panel(panel)
     return c.finish(builder)

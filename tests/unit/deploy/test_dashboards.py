@@ -118,6 +118,8 @@ TEAM_AND_MANAGER_KPI_PANELS = {
     "Stage conversion by manager": ("table", "percentunit"),
     "Win rate": ("bargauge", "percentunit"),
     "Firing KPI alerts": ("table", "none"),
+    "Workload and capacity": ("stat", "none"),
+    "Open deals by manager and stage": ("table", "none"),
 }
 # The conversion row: overall conversion and each manager's drop step, 30 days.
 CONVERSION_PANELS = {
@@ -140,7 +142,9 @@ def test_sales_floor_has_its_panels_with_units(dashboards: dict[str, JSONObject]
     for title, (kind, unit) in expected.items():
         assert panels[title]["type"] == kind, title
         assert defaults(panels[title]).get("unit") == unit, title
-    assert len(panels) <= 16, "a wall screen has few panels"
+
+    # The KPI screen (14 panels), then the conversion and workload rows below it.
+    assert len(panels) <= 18, "a wall screen has few panels"
 
 
 def test_sales_floor_queries_the_recording_rules(dashboards: dict[str, JSONObject]) -> None:
@@ -194,6 +198,38 @@ def test_sales_floor_conversion_row_reads_30_days_of_the_team(
             query_metric_names(expr)
         )
         assert '"step", " → ", "previous_stage", "stage"' in expr, expr
+
+
+def test_workload_shows_capacity_against_the_managers_on_the_team(
+    dashboards: dict[str, JSONObject],
+) -> None:
+    panels = panels_by_title(dashboards[SALES_FLOOR])
+    capacity = panels["Workload and capacity"]
+    records = [query_metric_names(expr) for expr in exprs(capacity)]
+    assert records == [
+        {"team:salespulse_open_deals:sum"},
+        {"team_window:salespulse_deals_created:sum"},
+        {"team_window:salespulse_capacity_deals_per_manager:median"},
+        {"team_window:salespulse_managers_needed:estimate"},
+        {"team:salespulse_managers:count"},
+        {"team_window:salespulse_managers_short:diff"},
+    ]
+    for expr in exprs(capacity):
+        assert 'team="$team"' in expr, expr
+        assert 'window="$window"' not in expr, f"capacity is over 30 days, not the period: {expr}"
+    overrides = {
+        override["matcher"]["options"]: {p["id"]: p["value"] for p in override["properties"]}
+        for override in capacity["fieldConfig"]["overrides"]
+    }
+    short = overrides["short"]["thresholds"]["steps"]
+    assert [step["color"] for step in short] == [GREEN, AMBER, RED]
+    assert short[1]["value"] > 0
+    assert short[2]["value"] == 1
+    (by_stage,) = exprs(panels["Open deals by manager and stage"])
+    assert {
+        "manager_pipeline_stage:salespulse_open_deals:sum",
+        "manager:salespulse_open_deals:sum",
+    } <= query_metric_names(by_stage)
 
 
 def test_overdue_rate_is_green_amber_red_at_15_and_20_percent(
