@@ -2,9 +2,11 @@
 
 Made to be read from across the room in kiosk mode: a top row of team numbers,
 then per-manager bars, each coloured green / amber / red against its KPI, and
-the firing KPI alerts. Everything is "now, in this day / week / month" (the
+the firing KPI alerts. The KPIs are "now, in this day / week / month" (the
 ``window`` variable): instant queries of the recording rules, refreshed every
-30 seconds.
+30 seconds. Below them, workload and capacity read the last 30 days and the
+task flow the last 7, whatever the period: capacity is a month's work, and
+created tasks have no calendar period.
 """
 
 from __future__ import annotations
@@ -478,6 +480,47 @@ def _workload_row() -> list[c.PanelBuilder]:
     return [capacity, open_deals]
 
 
+# The columns of 'Tasks, last 7 days': (column, order, recorded series).
+TASK_COLUMNS = (
+    ("new", "0", "manager_window:salespulse_tasks_created:sum"),
+    ("completed", "1", "manager_window:salespulse_tasks_completed:sum"),
+    ("of them on time", "2", "manager_window:salespulse_tasks_completed_on_time:sum"),
+    ("became overdue", "3", "manager_window:salespulse_tasks_overdue:sum"),
+)
+
+
+def _tasks_row() -> list[c.PanelBuilder]:
+    """Tasks given and done per manager, beside the overdue rate of 'Overdue tasks'."""
+    top = 48
+    height = 10
+    columns = "\nor ".join(
+        f'label_replace(label_replace({record}{{team="$team", window="7d"}}, '
+        f'"column", "{column}", "", ""), "order", "{order}", "", "")'
+        for column, order, record in TASK_COLUMNS
+    )
+    return [
+        c.table_panel(
+            "Tasks, last 7 days",
+            "Per manager, over the last 7 days: new tasks, tasks completed and of them "
+            "those completed by their deadline, and tasks that passed their deadline "
+            "uncompleted. Many new tasks and few completed means tasks pile up; the "
+            "share that became overdue in this period is 'Overdue tasks'.",
+            [c.instant_table(columns)],
+            transformations=[
+                *c.sort_rows("name"),
+                *c.sort_rows("order", numeric=True),
+                c.transformation(
+                    "groupingToMatrix",
+                    {"columnField": "column", "rowField": "name", "valueField": "Value"},
+                ),
+                c.organize(rename={"name\\column": "Manager"}),
+            ],
+            no_value="No tasks in the last 7 days",
+            place=c.at(0, top, 12, height),
+        )
+    ]
+
+
 def build() -> dashboard_models.Dashboard:
     builder = (
         c.base_dashboard(
@@ -492,7 +535,14 @@ def build() -> dashboard_models.Dashboard:
         .with_variable(c.team_variable(include_all=False))
         .with_variable(c.pipeline_variable())
     )
-    rows = [*_team_stats(), *_manager_bars(), *_bottom_row(), *_conversion_row(), *_workload_row()]
+    rows = [
+        *_team_stats(),
+        *_manager_bars(),
+        *_bottom_row(),
+        *_conversion_row(),
+        *_workload_row(),
+        *_tasks_row(),
+    ]
     for panel in rows:
         builder = builder.with_panel(panel)
     return c.finish(builder)

@@ -120,6 +120,7 @@ TEAM_AND_MANAGER_KPI_PANELS = {
     "Firing KPI alerts": ("table", "none"),
     "Workload and capacity": ("stat", "none"),
     "Open deals by manager and stage": ("table", "none"),
+    "Tasks, last 7 days": ("table", "none"),
 }
 # The conversion row: overall conversion and each manager's drop step, 30 days.
 CONVERSION_PANELS = {
@@ -143,8 +144,8 @@ def test_sales_floor_has_its_panels_with_units(dashboards: dict[str, JSONObject]
         assert panels[title]["type"] == kind, title
         assert defaults(panels[title]).get("unit") == unit, title
 
-    # The KPI screen (14 panels), then the conversion and workload rows below it.
-    assert len(panels) <= 18, "a wall screen has few panels"
+    # The KPI screen (14 panels), then the conversion, workload and task rows below it.
+    assert len(panels) <= 19, "a wall screen has few panels"
 
 
 def test_sales_floor_queries_the_recording_rules(dashboards: dict[str, JSONObject]) -> None:
@@ -230,6 +231,20 @@ def test_workload_shows_capacity_against_the_managers_on_the_team(
         "manager_pipeline_stage:salespulse_open_deals:sum",
         "manager:salespulse_open_deals:sum",
     } <= query_metric_names(by_stage)
+
+
+def test_tasks_show_new_completed_and_overdue_over_one_window(
+    dashboards: dict[str, JSONObject],
+) -> None:
+    (expr,) = exprs(panels_by_title(dashboards[SALES_FLOOR])["Tasks, last 7 days"])
+    assert query_metric_names(expr) == {
+        "manager_window:salespulse_tasks_created:sum",
+        "manager_window:salespulse_tasks_completed:sum",
+        "manager_window:salespulse_tasks_completed_on_time:sum",
+        "manager_window:salespulse_tasks_overdue:sum",
+    }
+    assert expr.count('window="7d"') == 4, "every column over the same 7 days"
+    assert expr.count('team="$team"') == 4, expr
 
 
 def test_overdue_rate_is_green_amber_red_at_15_and_20_percent(
