@@ -36,7 +36,7 @@ from metrics.collector import (
     HistogramFamilies,
     period_label_sets,
 )
-from salespulse.settings import KpiTargets, Settings
+from salespulse.settings import KpiTargets, MonthlyPlan, Settings
 from streams.buckets import HISTOGRAM_BUCKETS
 from streams.cells import Cells, metric_cells, slot_of
 from streams.entities import OPEN_OVERDUE_TASK, OPEN_TASK
@@ -110,6 +110,7 @@ class StateExposition:
             manager_id: manager.team for manager_id, manager in settings.managers.items()
         }
         self._targets_on: tuple[date, str] | None = None
+        self._plan_lines = "".join(self._plan_series())  # plans do not change while running
         self._topics = {
             "deals": settings.topic_deals,
             "tasks": settings.topic_tasks,
@@ -273,6 +274,13 @@ class StateExposition:
                 )
             self._targets_on = (today, "".join(lines))  # targets change with the day only
         yield self._targets_on[1]
+        yield _header(
+            "salespulse_plan_target",
+            'Monthly plan; manager="" is the team default, others are effective per manager.',
+            "gauge",
+        )
+        yield self._plan_lines
+        yield from self._elapsed(now)
         name = "salespulse_manager_info"
         yield _header(
             name, "Managers known from the configuration or from events: name and team.", "gauge"
@@ -302,6 +310,36 @@ class StateExposition:
                     f'previous_stage="{escape(previous)}",stage="{escape(stage)}"}} 1.0\n'
                 )
                 previous = stage
+        yield "".join(lines)
+
+    def _plan_series(self) -> Iterator[str]:
+        """Monthly plans: the team default and each configured manager's effective plan."""
+        settings = self._settings
+        name = "salespulse_plan_target"
+        for plan, value in _targets(settings.plan):
+            yield f'{name}{{manager="",plan="{plan}"}} {number(value)}\n'
+        for manager_id, manager in sorted(settings.managers.items()):
+            escaped = escape(manager_id)
+            for plan, value in _targets(manager.plan.merged_over(settings.plan)):
+                yield f'{name}{{manager="{escaped}",plan="{plan}"}} {number(value)}\n'
+
+    def _elapsed(self, now: datetime) -> Iterator[str]:
+        """How much of each current period has passed, for the pace of the monthly plan.
+
+        Exported rather than computed in PromQL because the period is the company's
+        calendar one: a month in a zone with daylight saving is not a whole number
+        of days of UTC, and PromQL's day_of_month() knows UTC only.
+        """
+        name = "salespulse_calendar_elapsed_ratio"
+        yield _header(
+            name, "Share of the current day, week and month that has passed, 0 to 1.", "gauge"
+        )
+        lines = []
+        for window in WINDOWS:
+            period = period_of(now, window, self._zone)
+            span = period.end_epoch - period.start.timestamp()
+            passed = (now.timestamp() - period.start.timestamp()) / span
+            lines.append(f'{name}{{window="{window}"}} {number(min(1.0, max(0.0, passed)))}\n')
         yield "".join(lines)
 
 
@@ -489,8 +527,8 @@ def _sum_processor(totals: dict[str, dict[Labels, float]], cells: Cells, partiti
             series[labels] = series.get(labels, 0.0) + value
 
 
-def _targets(kpi: KpiTargets) -> Iterator[tuple[str, float]]:
-    for name, value in kpi.model_dump().items():
+def _targets(targets: KpiTargets | MonthlyPlan) -> Iterator[tuple[str, float]]:
+    for name, value in targets.model_dump().items():
         if value is not None:
             yield name, float(value)
 

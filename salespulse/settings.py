@@ -135,6 +135,24 @@ class KpiChange(KpiTargets):
     since: date
 
 
+class MonthlyPlan(BaseModel):
+    """What a manager should reach in a calendar month (company time zone); unset
+    fields fall back to the team default, and a target set nowhere is not planned.
+
+    ``deals_closed`` counts won and lost deals alike, as the throughput does;
+    ``won_amount`` is the value of the deals won.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    deals_closed: int | None = Field(default=None, ge=1)
+    won_amount: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+    def merged_over(self, default: MonthlyPlan) -> MonthlyPlan:
+        """This plan where set, *default*'s elsewhere."""
+        return default.model_copy(update=self.model_dump(exclude_none=True))
+
+
 class LabelLimits(BaseModel):
     """Bounds on free-text label values so a flood of new values cannot explode series.
 
@@ -160,6 +178,7 @@ class Manager(BaseModel):
     team: str = Field(default="", max_length=64)
     kpi: KpiTargets = KpiTargets()
     kpi_changes: tuple[KpiChange, ...] = ()
+    plan: MonthlyPlan = MonthlyPlan()
 
     def kpi_on(self, day: date, default: KpiTargets) -> KpiTargets:
         """Effective targets on *day*: the default, this manager's own, then changes due by then."""
@@ -236,6 +255,7 @@ class Settings(BaseSettings):
     pipelines: dict[str, Pipeline] = Field(default_factory=lambda: {"default": Pipeline()})
     managers: dict[str, Manager] = Field(default_factory=dict)
     kpi: KpiTargets = KpiTargets()
+    plan: MonthlyPlan = MonthlyPlan()  # team default of every manager's monthly plan
     labels: LabelLimits = LabelLimits()
 
     # Managers not in [managers] that one partition may track; beyond, events are

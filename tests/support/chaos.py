@@ -54,9 +54,16 @@ from tests.support.scrape import Samples, parse, scrape
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Families that describe the configuration, not the state: every worker exports them whole.
+# Families that describe the configuration (and the calendar), not the state: every worker
+# exports them whole.
 CONFIG_FAMILIES = frozenset(
-    {"salespulse_kpi_target", "salespulse_manager_info", "salespulse_funnel_stage_info"}
+    {
+        "salespulse_kpi_target",
+        "salespulse_plan_target",
+        "salespulse_manager_info",
+        "salespulse_funnel_stage_info",
+        "salespulse_calendar_elapsed_ratio",
+    }
 )
 # Families that describe the worker process (metrics.health), not the state.
 PROCESS_FAMILIES = frozenset(

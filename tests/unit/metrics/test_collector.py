@@ -213,7 +213,8 @@ def test_manager_ids_with_special_characters_survive_the_exposition() -> None:
 def test_no_records_no_state_samples_only_configuration() -> None:
     result = scrape([])
 
-    assert set(result) == {"salespulse_funnel_stage_info"}  # no managers configured, no KPIs
+    # no managers configured, no KPIs, no plan
+    assert set(result) == {"salespulse_funnel_stage_info", "salespulse_calendar_elapsed_ratio"}
     assert len(result["salespulse_funnel_stage_info"]) == 9
 
 
@@ -341,7 +342,11 @@ def test_rejected_records_alone_create_no_manager_series() -> None:
 
     result = scrape([rejected_only])
 
-    assert set(result) == {"salespulse_events_total", "salespulse_funnel_stage_info"}
+    assert set(result) == {
+        "salespulse_events_total",
+        "salespulse_funnel_stage_info",
+        "salespulse_calendar_elapsed_ratio",
+    }
 
 
 # -- period gauges ----------------------------------------------------------------
@@ -460,6 +465,63 @@ def test_a_new_month_starts_at_local_midnight() -> None:
         labels(manager="m-1", window="week"): 7.0,  # Monday 30 Nov started ISO week 49
         labels(manager="m-1", window="month"): 0.0,
     }
+
+
+def test_the_elapsed_share_of_each_period_is_local_and_counts_a_short_day() -> None:
+    # 29 March 2026 is 23 hours long in Berlin (clocks go forward at 02:00):
+    # at 12:00 local (10:00 UTC, CEST) 11 of its 23 hours have passed.
+    clock = datetime(2026, 3, 29, 10, 0, tzinfo=UTC)
+
+    elapsed = scrape([], clock=clock)["salespulse_calendar_elapsed_ratio"]
+
+    assert elapsed[labels(window="day")] == pytest.approx(11 / 23)
+    # the ISO week began Monday 23 March 00:00 CET: 6 days and 11 hours of 167
+    assert elapsed[labels(window="week")] == pytest.approx((6 * 24 + 11) / 167)
+    # March: 28 days and 11 hours of 743
+    assert elapsed[labels(window="month")] == pytest.approx((28 * 24 + 11) / 743)
+
+
+def test_a_month_begun_locally_has_barely_begun() -> None:
+    # 00:30 on 1 December in Berlin, still 30 November in UTC
+    clock = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)
+
+    elapsed = scrape([], clock=clock)["salespulse_calendar_elapsed_ratio"]
+
+    assert elapsed[labels(window="month")] == pytest.approx(0.5 / (31 * 24))
+
+
+def test_plans_export_the_default_and_each_managers_effective_plan() -> None:
+    settings = Settings.model_validate(
+        {
+            "timezone": "Europe/Berlin",
+            "plan": {"deals_closed": 12, "won_amount": 50000},
+            "managers": {
+                "m-1": {"name": "Anna", "plan": {"won_amount": 80000}},
+                "m-2": {"name": "Ben"},
+            },
+        }
+    )
+
+    result = parse(StateExposition(settings).text([], CLOCK))
+
+    assert result["salespulse_plan_target"] == {
+        labels(manager="", plan="deals_closed"): 12.0,
+        labels(manager="", plan="won_amount"): 50000.0,
+        labels(manager="m-1", plan="deals_closed"): 12.0,
+        labels(manager="m-1", plan="won_amount"): 80000.0,
+        labels(manager="m-2", plan="deals_closed"): 12.0,
+        labels(manager="m-2", plan="won_amount"): 50000.0,
+    }
+
+
+def test_a_target_planned_nowhere_is_not_exported() -> None:
+    settings = Settings.model_validate(
+        {"managers": {"m-1": {"name": "Anna", "plan": {"deals_closed": 9}}}}
+    )
+
+    result = parse(StateExposition(settings).text([], CLOCK))
+
+    assert result["salespulse_plan_target"] == {labels(manager="m-1", plan="deals_closed"): 9.0}
 
 
 def test_the_same_record_reads_differently_by_clock() -> None:

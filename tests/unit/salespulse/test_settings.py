@@ -234,6 +234,14 @@ def test_nested_settings_are_frozen() -> None:
         ("metrics_prot = 9000\n", "metrics_prot", "not permitted"),
         ('[managers.m-1]\nnmae = "Anna"\n', "managers.m-1.nmae", "not permitted"),
         ("[kpi]\nmin_win_rate = 1.5\n", "kpi.min_win_rate", "1"),
+        ("[plan]\ndeals_closed = 0\n", "plan.deals_closed", "1"),
+        ("[plan]\nwon_amount = -5\n", "plan.won_amount", "0"),
+        ("[plan]\ndeals_won = 5\n", "plan.deals_won", "not permitted"),
+        (
+            '[managers.m-1]\nname = "Anna"\nplan = { deals_closed = 2.5 }\n',
+            "managers.m-1.plan.deals_closed",
+            "integer",
+        ),
         ('broker = "localhost:9092"\n', "broker", "kafka://"),
         ("heartbeat_interval_seconds = 60\n", "(top level)", "heartbeat"),
     ],
@@ -333,3 +341,19 @@ def test_malformed_complex_environment_value_is_not_blamed_on_a_file(
 
     assert "pipelines" in message
     assert "configuration file None" not in message
+
+
+def test_a_manager_plan_overrides_the_team_default_field_by_field(tmp_path: Path) -> None:
+    path = write_toml(
+        tmp_path,
+        "[plan]\ndeals_closed = 12\nwon_amount = 50000\n"
+        '[managers.m-1]\nname = "Anna"\nplan = { won_amount = 80000 }\n'
+        '[managers.m-2]\nname = "Ben"\n',
+    )
+
+    settings = load_settings(config=path)
+
+    anna = settings.managers["m-1"].plan.merged_over(settings.plan)
+    ben = settings.managers["m-2"].plan.merged_over(settings.plan)
+    assert (anna.deals_closed, anna.won_amount) == (12, 80000)
+    assert (ben.deals_closed, ben.won_amount) == (12, 50000)
