@@ -48,6 +48,8 @@ GAUGES = {family.name for family in collector.PERIOD_GAUGES.values()} | {
     collector.OPEN_TASKS.name,
     collector.OPEN_TASKS_OVERDUE.name,
     "salespulse_kpi_target",
+    "salespulse_plan_target",
+    "salespulse_calendar_elapsed_ratio",
     "salespulse_manager_info",
     "salespulse_funnel_stage_info",
 }
