@@ -521,6 +521,98 @@ def _tasks_row() -> list[c.PanelBuilder]:
     ]
 
 
+# Monthly plans: the month is the plan's period whatever the window on screen.
+# Each table's queries drop the plan label (and the metric name) so that Grafana
+# merges them into one row per manager or team.
+def _plan_column(record: str, plan: str, selector: str = "") -> str:
+    return f'max without (plan) ({record}{{{selector}plan="{plan}"}})'
+
+
+def _department_row(record: str, plan: str) -> str:
+    return f'label_replace({_plan_column(record, plan)}, "team", "Department", "", "")'
+
+
+def _plan_row() -> list[c.PanelBuilder]:
+    top = 58
+    height = 10
+    team = 'team="$team", '
+    attainment = "manager_plan:salespulse_plan_attainment:ratio"
+    gap = "manager_plan:salespulse_plan_pace_gap:ratio"
+    team_attainment = "team_plan:salespulse_plan_attainment:ratio"
+    team_gap = "team_plan:salespulse_plan_pace_gap:ratio"
+    department_attainment = "plan:salespulse_plan_attainment:ratio"
+    department_gap = "plan:salespulse_plan_pace_gap:ratio"
+    columns = {
+        "Value #A": "Won value vs plan",
+        "Value #B": "Deals closed vs plan",
+        "Value #C": "Against pace (won value)",
+    }
+    return [
+        c.table_panel(
+            "Plan leaderboard, this month",
+            "The team's managers ranked by won value against their monthly plan, with "
+            "deals closed (won + lost) against plan, and how far ahead (+) or behind "
+            "(-) the pace they are in points: the pace is the share of the month that "
+            "has passed, where a manager on plan would be by now.",
+            [
+                c.instant_table(_plan_column(attainment, "won_amount", team)),
+                c.instant_table(_plan_column(attainment, "deals_closed", team), "B"),
+                c.instant_table(_plan_column(gap, "won_amount", team), "C"),
+            ],
+            unit=c.RATIO,
+            transformations=[
+                c.transformation("merge", {}),
+                c.transformation(
+                    "sortBy", {"fields": {}, "sort": [{"field": "Value #A", "desc": True}]}
+                ),
+                c.organize(
+                    exclude=["Time", "manager", "team"],
+                    rename={"name": "Manager", **columns},
+                    first=["name", "Value #A", "Value #B", "Value #C"],
+                ),
+            ],
+            no_value="No monthly plan in the company file",
+            place=c.at(0, top, 14, height),
+        ),
+        c.table_panel(
+            "Plan by team, this month",
+            "Every team, whatever team is on screen, and the whole department: won "
+            "value and deals closed against the sum of their managers' monthly plans, "
+            "and how far ahead (+) or behind (-) the pace in points.",
+            [
+                c.instant_table(
+                    f"{_plan_column(team_attainment, 'won_amount')}\n"
+                    f"or {_department_row(department_attainment, 'won_amount')}"
+                ),
+                c.instant_table(
+                    f"{_plan_column(team_attainment, 'deals_closed')}\n"
+                    f"or {_department_row(department_attainment, 'deals_closed')}",
+                    "B",
+                ),
+                c.instant_table(
+                    f"{_plan_column(team_gap, 'won_amount')}\n"
+                    f"or {_department_row(department_gap, 'won_amount')}",
+                    "C",
+                ),
+            ],
+            unit=c.RATIO,
+            transformations=[
+                c.transformation("merge", {}),
+                c.transformation(
+                    "sortBy", {"fields": {}, "sort": [{"field": "Value #A", "desc": True}]}
+                ),
+                c.organize(
+                    exclude=["Time"],
+                    rename={"team": "Team", **columns},
+                    first=["team", "Value #A", "Value #B", "Value #C"],
+                ),
+            ],
+            no_value="No monthly plan in the company file",
+            place=c.at(14, top, 10, height),
+        ),
+    ]
+
+
 def build() -> dashboard_models.Dashboard:
     builder = (
         c.base_dashboard(
@@ -542,6 +634,7 @@ def build() -> dashboard_models.Dashboard:
         *_conversion_row(),
         *_workload_row(),
         *_tasks_row(),
+        *_plan_row(),
     ]
     for panel in rows:
         builder = builder.with_panel(panel)

@@ -127,6 +127,10 @@ CONVERSION_PANELS = {
     "Overall conversion, 30 days": ("bargauge", "percentunit"),
     "Where each funnel falls, 30 days": ("table", "percentunit"),
 }
+PLAN_PANELS = {
+    "Plan leaderboard, this month": ("table", "percentunit"),
+    "Plan by team, this month": ("table", "percentunit"),
+}
 
 
 def test_sales_floor_refreshes_every_30s_over_a_day(dashboards: dict[str, JSONObject]) -> None:
@@ -138,14 +142,14 @@ def test_sales_floor_refreshes_every_30s_over_a_day(dashboards: dict[str, JSONOb
 
 def test_sales_floor_has_its_panels_with_units(dashboards: dict[str, JSONObject]) -> None:
     panels = panels_by_title(dashboards[SALES_FLOOR])
-    expected = {**TEAM_AND_MANAGER_KPI_PANELS, **CONVERSION_PANELS}
+    expected = {**TEAM_AND_MANAGER_KPI_PANELS, **CONVERSION_PANELS, **PLAN_PANELS}
     assert set(panels) == set(expected)
     for title, (kind, unit) in expected.items():
         assert panels[title]["type"] == kind, title
         assert defaults(panels[title]).get("unit") == unit, title
 
-    # The KPI screen (14 panels), then the conversion, workload and task rows below it.
-    assert len(panels) <= 19, "a wall screen has few panels"
+    # The KPI screen (14 panels), then the conversion, workload, task and plan rows.
+    assert len(panels) <= 21, "a wall screen has few panels"
 
 
 def test_sales_floor_queries_the_recording_rules(dashboards: dict[str, JSONObject]) -> None:
@@ -245,6 +249,31 @@ def test_tasks_show_new_completed_and_overdue_over_one_window(
     }
     assert expr.count('window="7d"') == 4, "every column over the same 7 days"
     assert expr.count('team="$team"') == 4, expr
+
+
+def test_plan_leaderboard_ranks_the_team_and_the_team_view_spans_the_department(
+    dashboards: dict[str, JSONObject],
+) -> None:
+    """Plans are monthly: both panels ignore the period on screen; the leaderboard is
+    the team on screen, the team view every team and the department."""
+    panels = panels_by_title(dashboards[SALES_FLOOR])
+    board = exprs(panels["Plan leaderboard, this month"])
+    teams = exprs(panels["Plan by team, this month"])
+    assert len(board) == len(teams) == 3
+    for expr in board:
+        assert 'team="$team"' in expr, expr
+        assert query_metric_names(expr) <= {
+            "manager_plan:salespulse_plan_attainment:ratio",
+            "manager_plan:salespulse_plan_pace_gap:ratio",
+        }, expr
+    for expr in teams:
+        assert "$team" not in expr, expr
+        assert '"team", "Department"' in expr, expr
+    for expr in [*board, *teams]:
+        assert "$window" not in expr, expr
+        assert "max without (plan)" in expr, expr
+    sort = panels["Plan leaderboard, this month"]["transformations"][1]["options"]["sort"]
+    assert sort == [{"field": "Value #A", "desc": True}]
 
 
 def test_overdue_rate_is_green_amber_red_at_15_and_20_percent(
