@@ -304,6 +304,11 @@ PERIOD_GAUGES: dict[str, Family] = {
 OPEN_DEALS = Family(
     "salespulse_open_deals", "Open deals by their current stage.", ("pipeline", "stage")
 )
+STUCK_DEALS = Family(
+    "salespulse_stuck_deals",
+    "Open deals longer in their current stage than the stage's stuck_after_days.",
+    ("pipeline", "stage"),
+)
 OPEN_TASKS = Family("salespulse_open_tasks", "Tasks created and not completed.", ())
 OPEN_TASKS_OVERDUE = Family("salespulse_open_tasks_overdue", "Open tasks past their due_at.", ())
 

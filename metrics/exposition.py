@@ -31,6 +31,7 @@ from metrics.collector import (
     OPEN_TASKS_OVERDUE,
     PERIOD_GAUGES,
     PROCESSOR_COUNTERS,
+    STUCK_DEALS,
     CellFamilies,
     Family,
     HistogramFamilies,
@@ -168,6 +169,7 @@ class StateExposition:
         for histogram in HISTOGRAMS:
             yield from _histograms(managers, histogram)
         yield from _gauges(managers, OPEN_DEALS, "open_deals")
+        yield from _gauges(managers, STUCK_DEALS, "stuck_deals")
         for family, cell in ((OPEN_TASKS, OPEN_TASK), (OPEN_TASKS_OVERDUE, OPEN_OVERDUE_TASK)):
             yield _header(family.name, family.documentation, "gauge")
             yield "".join(

@@ -76,6 +76,10 @@ class Pipeline(BaseModel):
     won: tuple[str, ...] = ("won",)
     lost: tuple[str, ...] = ("lost",)
     regulations: dict[str, Regulation] = Field(default_factory=dict)
+    # An open deal longer than this many days in a stage counts as stuck there; a stage
+    # without a limit never holds stuck deals (the processor cannot know the team's
+    # typical time in a stage, so there is no default: the recorded team p75 is guidance).
+    stuck_after_days: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> Pipeline:
@@ -94,7 +98,21 @@ class Pipeline(BaseModel):
         unknown = [stage for stage in self.regulations if stage not in self.stages]
         if unknown:
             raise ValueError(f"regulations name stages {unknown} that are not ordered stages")
+        closing = set(self.won)
+        unknown = [s for s in self.stuck_after_days if s not in self.stages or s in closing]
+        if unknown:
+            raise ValueError(
+                f"stuck_after_days names stages {unknown} that are not open ordered stages"
+            )
+        bad = [s for s, days in self.stuck_after_days.items() if not 0 < days <= 365]
+        if bad:
+            raise ValueError(f"stuck_after_days of {bad} must be more than 0 and at most 365")
         return self
+
+    def stuck_after_seconds(self, stage: str) -> float | None:
+        """How long an open deal may stay in *stage* before it is stuck; None: forever."""
+        days = self.stuck_after_days.get(stage)
+        return None if days is None else days * 86400.0
 
     def index_of(self, stage: str) -> int | None:
         """Position in the ordered funnel; None for lost stages."""

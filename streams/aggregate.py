@@ -45,6 +45,7 @@ from streams.entities import (
     CHECK_DEADLINE,
     COMPLETION_WAIT,
     CREATION_WAIT,
+    STUCK_AFTER,
     TASK_DEADLINE,
     TASK_DUE,
     CellKey,
@@ -76,7 +77,7 @@ class Aggregator:
             COMPLETION_WAIT: self.creation_wait,
             CHECK_DEADLINE: 0.0,
         }
-        self.deals_clock = {CREATION_WAIT: self.creation_wait}
+        self.deals_clock = {CREATION_WAIT: self.creation_wait, STUCK_AFTER: 0.0}
         limits: LabelLimits = settings.labels
         self.allowed: dict[str, frozenset[str]] = {
             "product": frozenset(limits.products),
@@ -246,7 +247,8 @@ class Aggregator:
         return min(self._earliest(state, self.tasks_clock), state.owed.soonest())
 
     def _settle_waiting_deals(self, state: Manager, clock: float) -> bool:
-        """Apply stage changes whose deal's creation did not come within the wait."""
+        """Apply stage changes whose deal's creation did not come within the wait, and
+        count as stuck the open deals that stayed in their stage beyond its limit."""
         changed = False
         soonest = state.deals.soonest(self.deals_clock)
         if soonest >= clock:  # what set next_deal_check was settled meanwhile
@@ -254,12 +256,23 @@ class Aggregator:
             return changed
         for deal_id in state.deals.due(self.deals_clock, clock):
             deal = state.deals.peek(deal_id)
-            if deal is None or not deal.pending:
+            if deal is None:
+                continue
+            before = deal.open_cells()
+            settled = False
+            if deal.pending and min(at for _, _, at in deal.pending) + self.creation_wait < clock:
+                deal.settled = settled = True
+                self._replay_pending(state, str(deal_id), deal)
+            if (
+                deal.outcome is None
+                and not deal.stuck
+                and deal.stuck_at is not None
+                and deal.stuck_at < clock
+            ):
+                deal.stuck = settled = True  # no stage change came within the stage's limit
+            if not settled:
                 continue  # its creation came meanwhile
             state.deals.put(deal_id, deal)
-            before = deal.open_cells()
-            deal.settled = True
-            self._replay_pending(state, str(deal_id), deal)
             state.shift(before, deal.open_cells())
             changed = True
         state.next_deal_check = self._earliest(state, self.deals_clock)
@@ -409,6 +422,10 @@ class Aggregator:
                 )
             deal.stage = stage
             deal.stage_entered_at = at
+            limit = pipeline.stuck_after_seconds(stage)
+            deal.stuck, deal.stuck_at = False, None if limit is None else at + limit
+            if deal.stuck_at is not None and deal.outcome is None:
+                state.next_deal_check = min(state.next_deal_check, deal.stuck_at)
             regulation = pipeline.regulations.get(stage)
             if regulation is not None and deal.outcome is None:
                 check = RegulationCheck(

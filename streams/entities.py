@@ -21,6 +21,7 @@ TASK_DUE = "o"  # tasks clock, plus the overdue allowance
 COMPLETION_WAIT = "w"  # tasks clock, plus the creation wait
 CHECK_DEADLINE = "c"  # tasks clock
 CREATION_WAIT = "p"  # deals clock, plus the creation wait
+STUCK_AFTER = "s"  # deals clock: the end of the time an open deal may stay in its stage
 
 Alarms = tuple[tuple[str, float], ...]  # (kind of wait, epoch seconds)
 
@@ -68,6 +69,10 @@ class DealState:
     pending: list[tuple[str, float | None, float]] = field(default_factory=list)
     settled: bool = False  # no creation is waited for any more
     ids: list[str] = field(default_factory=list)  # event ids applied to this deal
+    # When the deal, still in its current stage, becomes stuck there (the stage's limit
+    # after entering it; None for a stage without one), and whether it has.
+    stuck_at: float | None = None
+    stuck: bool = False
 
     def to_list(self) -> list[Any]:
         return [
@@ -87,6 +92,8 @@ class DealState:
             [list(entry) for entry in self.pending],
             [[c.stage, c.task_type, c.deadline, c.entered_at, c.met] for c in self.checks],
             self.ids,
+            self.stuck_at,
+            self.stuck,
         ]
 
     @classmethod
@@ -97,21 +104,31 @@ class DealState:
         deal.checks = [RegulationCheck(*check) for check in items[14]]
         if len(items) > 15:
             deal.ids = items[15]
+        if len(items) > 17:  # absent from records written before stuck deals were counted
+            deal.stuck_at, deal.stuck = items[16], items[17]
         return deal
 
     def alarms(self) -> Alarms:
-        """What the deal waits for: its regulations' deadline (tasks clock), and the end of
-        the wait for its creation (deals clock), counted from its first early change."""
+        """What the deal waits for: its regulations' deadline (tasks clock), the end of
+        the wait for its creation (deals clock), counted from its first early change, and,
+        open in a stage with a limit, the moment it becomes stuck there (deals clock)."""
         found: Alarms = ()
         if self.checks:
             found += ((CHECK_DEADLINE, min(check.deadline for check in self.checks)),)
         if self.pending:
             found += ((CREATION_WAIT, min(at for _, _, at in self.pending)),)
+        if self.stuck_at is not None and not self.stuck and self.outcome is None:
+            found += ((STUCK_AFTER, self.stuck_at),)
         return found
 
     def open_cells(self) -> tuple[CellKey, ...]:
         """The current-state gauge cells this deal counts in."""
         if self.outcome is None and self.stage is not None:
+            if self.stuck:
+                return (
+                    ("open_deals", self.pipeline, self.stage),
+                    ("stuck_deals", self.pipeline, self.stage),
+                )
             return (("open_deals", self.pipeline, self.stage),)
         return ()
 

@@ -613,6 +613,39 @@ def _plan_row() -> list[c.PanelBuilder]:
     ]
 
 
+# Stuck share: amber from a tenth of the open deals, red from a quarter (where
+# SalespulseStuckDealsRising starts to look, if the share is also rising).
+STUCK_SHARE = c.Thresholds(c.GREEN, ((0.10, c.AMBER), (0.25, c.RED)))
+
+
+def _stuck_row() -> list[c.PanelBuilder]:
+    top = 68
+    height = 10
+    return [
+        c.bar_gauge_panel(
+            "Stuck deals, now",
+            "Per manager, the share of the open deals that have stayed in their stage "
+            "longer than the stage's limit (stuck_after_days in the company file), "
+            "worst first; the team's pooled share on the first bar. Stages without a "
+            "limit hold no stuck deals. Green below 10%, amber from 10%, red from 25%.",
+            [
+                c.query('team:salespulse_stuck_share:ratio{team="$team"}', "Team", instant=True),
+                c.query(
+                    'sort_desc(manager:salespulse_stuck_share:ratio{team="$team"})',
+                    "{{name}}",
+                    "B",
+                    instant=True,
+                ),
+            ],
+            unit=c.RATIO,
+            decimals=0,
+            thresholds=STUCK_SHARE,
+            max_value=1,
+            place=c.at(0, top, 8, height),
+        ),
+    ]
+
+
 def build() -> dashboard_models.Dashboard:
     builder = (
         c.base_dashboard(
@@ -635,6 +668,7 @@ def build() -> dashboard_models.Dashboard:
         *_workload_row(),
         *_tasks_row(),
         *_plan_row(),
+        *_stuck_row(),
     ]
     for panel in rows:
         builder = builder.with_panel(panel)

@@ -131,6 +131,10 @@ PLAN_PANELS = {
     "Plan leaderboard, this month": ("table", "percentunit"),
     "Plan by team, this month": ("table", "percentunit"),
 }
+# The stuck row: each manager's share of open deals stuck in their stage.
+STUCK_PANELS = {
+    "Stuck deals, now": ("bargauge", "percentunit"),
+}
 
 
 def test_sales_floor_refreshes_every_30s_over_a_day(dashboards: dict[str, JSONObject]) -> None:
@@ -142,14 +146,19 @@ def test_sales_floor_refreshes_every_30s_over_a_day(dashboards: dict[str, JSONOb
 
 def test_sales_floor_has_its_panels_with_units(dashboards: dict[str, JSONObject]) -> None:
     panels = panels_by_title(dashboards[SALES_FLOOR])
-    expected = {**TEAM_AND_MANAGER_KPI_PANELS, **CONVERSION_PANELS, **PLAN_PANELS}
+    expected = {
+        **TEAM_AND_MANAGER_KPI_PANELS,
+        **CONVERSION_PANELS,
+        **PLAN_PANELS,
+        **STUCK_PANELS,
+    }
     assert set(panels) == set(expected)
     for title, (kind, unit) in expected.items():
         assert panels[title]["type"] == kind, title
         assert defaults(panels[title]).get("unit") == unit, title
 
-    # The KPI screen (14 panels), then the conversion, workload, task and plan rows.
-    assert len(panels) <= 21, "a wall screen has few panels"
+    # The KPI screen (14 panels), then the conversion, workload, task, plan and stuck rows.
+    assert len(panels) <= 22, "a wall screen has few panels"
 
 
 def test_sales_floor_queries_the_recording_rules(dashboards: dict[str, JSONObject]) -> None:

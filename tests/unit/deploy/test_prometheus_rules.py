@@ -45,6 +45,7 @@ SUMMARIES = {spec.manager.name for spec in collector.HISTOGRAMS if spec.manager 
 HISTOGRAMS = {spec.team.name for spec in collector.HISTOGRAMS}
 GAUGES = {family.name for family in collector.PERIOD_GAUGES.values()} | {
     collector.OPEN_DEALS.name,
+    collector.STUCK_DEALS.name,
     collector.OPEN_TASKS.name,
     collector.OPEN_TASKS_OVERDUE.name,
     "salespulse_kpi_target",

@@ -95,8 +95,10 @@ def test_every_manager_of_a_month_stays_within_the_table_and_the_budget(month: S
     assert not over, f"above the README's series per manager (seen, stated): {over}"
     worst = max(sum(counts.values()) for counts in managers.values())
     assert worst <= total <= BUDGET
-    # The month fills nearly every family: the table is not padded.
-    assert worst >= total - 10, (worst, total)
+    # The month fills nearly every family: the table is not padded. Stuck deals are the
+    # exception: the simulated floor moves its deals on soon, so few are stuck at a time.
+    assert worst >= total - 10 - families["salespulse_stuck_deals"], (worst, total)
+    assert any(counts["salespulse_stuck_deals"] for counts in managers.values())
 
 
 def test_product_channel_segment_and_task_type_never_reach_a_manager(month: Samples) -> None:
