@@ -646,6 +646,94 @@ def _stuck_row() -> list[c.PanelBuilder]:
     ]
 
 
+# Do tasks move results? Pearson's r across the team's managers over the last
+# 30 days, and the managers' own figures behind it, one row each (the three
+# queries carry only manager and name so that Grafana merges them by manager).
+TEAM_30D = 'team="$team", window="30d"'
+CORRELATION = c.Thresholds(c.RED, ((0.3, c.AMBER), (0.5, c.GREEN)))
+
+
+def _tasks_results_row() -> list[c.PanelBuilder]:
+    top = 78
+    height = 10
+    per_manager = "max by (manager, name) ({})"
+    return [
+        c.stat_panel(
+            "Tasks vs results, 30 days",
+            "Across the team's managers, the correlation (Pearson's r, -1 to 1) over the "
+            "last 30 days between the share of tasks done on time and the overall "
+            "conversion, and the deals won. Near 1: who keeps to the tasks sells more. "
+            "If there is no correlation between tasks and results, review the processes: "
+            "the tasks set are not the ones that move deals. Red below 0.3, amber below "
+            "0.5. Needs 3 managers with different on-time rates.",
+            [
+                c.query(
+                    "team_window_pipeline:salespulse_on_time_vs_conversion:pearson_r"
+                    f'{{{TEAM_30D}, pipeline="$pipeline"}}',
+                    "vs conversion",
+                    instant=True,
+                ),
+                c.query(
+                    f"team_window:salespulse_on_time_vs_deals_won:pearson_r{{{TEAM_30D}}}",
+                    "vs deals won",
+                    "B",
+                    instant=True,
+                ),
+            ],
+            unit=c.COUNT,
+            decimals=2,
+            thresholds=CORRELATION,
+            no_value="Too few managers",
+            place=c.at(0, top, 8, height),
+        ),
+        c.table_panel(
+            "Tasks and results by manager, 30 days",
+            "Per manager, over the last 30 days: the share of the tasks due whose "
+            "deadline passed that were done on time, the overall conversion (first "
+            "stage to won) and the deals won, best at tasks first. The correlation "
+            "beside it reads these rows.",
+            [
+                c.instant_table(
+                    per_manager.format(
+                        f"manager_window:salespulse_tasks_on_time:ratio{{{TEAM_30D}}}"
+                    )
+                ),
+                c.instant_table(
+                    per_manager.format(
+                        "manager_window_pipeline:salespulse_overall_conversion:ratio"
+                        f'{{{TEAM_30D}, pipeline="$pipeline"}}'
+                    ),
+                    "B",
+                ),
+                c.instant_table(
+                    per_manager.format(f"manager_window:salespulse_deals_won:sum{{{TEAM_30D}}}"),
+                    "C",
+                ),
+            ],
+            unit=c.RATIO,
+            transformations=[
+                c.transformation("merge", {}),
+                c.transformation(
+                    "sortBy", {"fields": {}, "sort": [{"field": "Value #A", "desc": True}]}
+                ),
+                c.organize(
+                    exclude=["Time", "manager"],
+                    rename={
+                        "name": "Manager",
+                        "Value #A": "Tasks on time",
+                        "Value #B": "Conversion",
+                        "Value #C": "Deals won",
+                    },
+                    first=["name", "Value #A", "Value #B", "Value #C"],
+                ),
+            ],
+            place=c.at(8, top, 16, height),
+        ).override_by_name(
+            "Deals won", [dashboard_models.DynamicConfigValue(id_val="unit", value=c.COUNT)]
+        ),
+    ]
+
+
 def build() -> dashboard_models.Dashboard:
     builder = (
         c.base_dashboard(
@@ -669,6 +757,7 @@ def build() -> dashboard_models.Dashboard:
         *_tasks_row(),
         *_plan_row(),
         *_stuck_row(),
+        *_tasks_results_row(),
     ]
     for panel in rows:
         builder = builder.with_panel(panel)

@@ -135,6 +135,10 @@ PLAN_PANELS = {
 STUCK_PANELS = {
     "Stuck deals, now": ("bargauge", "percentunit"),
 }
+TASKS_RESULTS_PANELS = {
+    "Tasks vs results, 30 days": ("stat", "none"),
+    "Tasks and results by manager, 30 days": ("table", "percentunit"),
+}
 
 
 def test_sales_floor_refreshes_every_30s_over_a_day(dashboards: dict[str, JSONObject]) -> None:
@@ -151,14 +155,16 @@ def test_sales_floor_has_its_panels_with_units(dashboards: dict[str, JSONObject]
         **CONVERSION_PANELS,
         **PLAN_PANELS,
         **STUCK_PANELS,
+        **TASKS_RESULTS_PANELS,
     }
     assert set(panels) == set(expected)
     for title, (kind, unit) in expected.items():
         assert panels[title]["type"] == kind, title
         assert defaults(panels[title]).get("unit") == unit, title
 
-    # The KPI screen (14 panels), then the conversion, workload, task, plan and stuck rows.
-    assert len(panels) <= 22, "a wall screen has few panels"
+    # The KPI screen (14 panels), then the rows below it: conversion, workload, tasks,
+    # plans, stuck deals, tasks against results.
+    assert len(panels) <= 24, "a wall screen has few panels"
 
 
 def test_sales_floor_queries_the_recording_rules(dashboards: dict[str, JSONObject]) -> None:
@@ -283,6 +289,38 @@ def test_plan_leaderboard_ranks_the_team_and_the_team_view_spans_the_department(
         assert "max without (plan)" in expr, expr
     sort = panels["Plan leaderboard, this month"]["transformations"][1]["options"]["sort"]
     assert sort == [{"field": "Value #A", "desc": True}]
+
+
+def test_sales_floor_tasks_results_row_reads_the_30_day_correlation(
+    dashboards: dict[str, JSONObject],
+) -> None:
+    """Whether tasks move results: the team's r over 30 days, and each manager's three
+    figures it is computed from, which the table merges into one row per manager."""
+    panels = panels_by_title(dashboards[SALES_FLOOR])
+    correlation = panels["Tasks vs results, 30 days"]
+    conversion_r, won_r = exprs(correlation)
+    assert "team_window_pipeline:salespulse_on_time_vs_conversion:pearson_r" in (
+        query_metric_names(conversion_r)
+    )
+    assert 'pipeline="$pipeline"' in conversion_r
+    assert "team_window:salespulse_on_time_vs_deals_won:pearson_r" in query_metric_names(won_r)
+    assert "review the processes" in correlation["description"]
+    assert steps(correlation) == [(None, RED), (0.3, AMBER), (0.5, GREEN)]
+    rows = panels["Tasks and results by manager, 30 days"]
+    on_time, conversion, won = exprs(rows)
+    assert "manager_window:salespulse_tasks_on_time:ratio" in query_metric_names(on_time)
+    assert "manager_window_pipeline:salespulse_overall_conversion:ratio" in (
+        query_metric_names(conversion)
+    )
+    assert "manager_window:salespulse_deals_won:sum" in query_metric_names(won)
+    for expr in [conversion_r, won_r, on_time, conversion, won]:
+        assert 'window="30d"' in expr, expr
+        assert 'team="$team"' in expr, expr
+    for expr in [on_time, conversion, won]:
+        assert expr.startswith("max by (manager, name) ("), expr
+    (override,) = rows["fieldConfig"]["overrides"]
+    assert override["matcher"] == {"id": "byName", "options": "Deals won"}
+    assert override["properties"] == [{"id": "unit", "value": "none"}]
 
 
 def test_overdue_rate_is_green_amber_red_at_15_and_20_percent(
