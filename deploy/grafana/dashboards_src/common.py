@@ -183,6 +183,20 @@ def pipeline_variable() -> dashboard_builders.QueryVariable:
     )
 
 
+def label_filter_variable(name: str, label: str, series: str) -> dashboard_builders.QueryVariable:
+    """A filter on one bounded label of the team families (product, channel, segment),
+    its values those *series* of the team on screen carry; several or All (``.*``).
+    Queries select with ``name=~"$name"``."""
+    return (
+        _query_variable(name, label, f'label_values({series}{{team="$team"}}, {name})')
+        .description(f"{label}s the filtered panels count; All counts every one.")
+        .include_all(True)
+        .all_value(".*")
+        .multi(True)
+        .current(_option("All", "$__all", True))
+    )
+
+
 def manager_variable() -> dashboard_builders.QueryVariable:
     """One manager, listed by name, valued by id (the ``manager`` label).
 

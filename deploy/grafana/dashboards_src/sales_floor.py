@@ -734,6 +734,65 @@ def _tasks_results_row() -> list[c.PanelBuilder]:
     ]
 
 
+# The funnel and won value of the products, channels and segments picked in the
+# filters, over 30 days, from the bounded team families: the deals of a
+# selection are summed before dividing, so a small channel weighs by its deals.
+FUNNEL_30D = "team_pipeline_stage_product_channel:salespulse_stage_reached:increase30d"
+SELECTED = 'team="$team", pipeline="$pipeline", product=~"$product", channel=~"$channel"'
+WON_AMOUNT = "team_pipeline_segment:salespulse_segment_won_amount:sum"
+WON_SELECTED = 'team="$team", pipeline="$pipeline", segment=~"$segment"'
+
+
+def _filtered_row() -> list[c.PanelBuilder]:
+    top = 88
+    height = 10
+    reached = f"sum by (pipeline, stage) ({FUNNEL_30D}{{{SELECTED}}})"
+    entered = (
+        f"sum by (pipeline) (\n    {FUNNEL_30D}{{{SELECTED}}}\n"
+        "  * on (pipeline, stage) group_left ()\n"
+        '    max by (pipeline, stage) (salespulse_funnel_stage_info{index="0"})\n)'
+    )
+    won = f"{WON_AMOUNT}{{{WON_SELECTED}}}"
+    return [
+        c.bar_gauge_panel(
+            "Funnel by product and channel, 30 days",
+            "For the products and channels picked at the top, the share of the deals "
+            "that entered the funnel in the last 30 days which reached each stage, in "
+            "funnel order; the last stage is their overall conversion. Compare two "
+            "channels by picking one, then the other: lead quality should be the same.",
+            [
+                c.instant_table(
+                    c.by_funnel_index(f"{reached}\n/ on (pipeline) group_left ()\n({entered} > 0)")
+                )
+            ],
+            unit=c.RATIO,
+            decimals=0,
+            rows=True,
+            max_value=1,
+            value_size=22,
+            title_size=18,
+            transformations=c.funnel_rows(["stage", "Value"]),
+            place=c.at(0, top, 12, height),
+        ),
+        c.bar_gauge_panel(
+            "Won value by segment, 30 days",
+            "Value of the deals the team won in the last 30 days, by market segment "
+            "(those picked at the top), largest first, in the CRM's currency.",
+            [
+                c.query(
+                    "sort_desc(sum by (segment) (\n"
+                    f"  clamp_min({won} - {won} offset 30d, 0)\n  or {won}\n))",
+                    "{{segment}}",
+                    instant=True,
+                )
+            ],
+            unit=c.COUNT,
+            decimals=0,
+            place=c.at(12, top, 12, height),
+        ),
+    ]
+
+
 def build() -> dashboard_models.Dashboard:
     builder = (
         c.base_dashboard(
@@ -747,6 +806,9 @@ def build() -> dashboard_models.Dashboard:
         .with_variable(c.window_variable())
         .with_variable(c.team_variable(include_all=False))
         .with_variable(c.pipeline_variable())
+        .with_variable(c.label_filter_variable("product", "Product", FUNNEL_30D))
+        .with_variable(c.label_filter_variable("channel", "Channel", FUNNEL_30D))
+        .with_variable(c.label_filter_variable("segment", "Segment", WON_AMOUNT))
     )
     rows = [
         *_team_stats(),
@@ -758,6 +820,7 @@ def build() -> dashboard_models.Dashboard:
         *_plan_row(),
         *_stuck_row(),
         *_tasks_results_row(),
+        *_filtered_row(),
     ]
     for panel in rows:
         builder = builder.with_panel(panel)

@@ -139,6 +139,10 @@ TASKS_RESULTS_PANELS = {
     "Tasks vs results, 30 days": ("stat", "none"),
     "Tasks and results by manager, 30 days": ("table", "percentunit"),
 }
+FILTERED_PANELS = {
+    "Funnel by product and channel, 30 days": ("bargauge", "percentunit"),
+    "Won value by segment, 30 days": ("bargauge", "none"),
+}
 
 
 def test_sales_floor_refreshes_every_30s_over_a_day(dashboards: dict[str, JSONObject]) -> None:
@@ -156,6 +160,7 @@ def test_sales_floor_has_its_panels_with_units(dashboards: dict[str, JSONObject]
         **PLAN_PANELS,
         **STUCK_PANELS,
         **TASKS_RESULTS_PANELS,
+        **FILTERED_PANELS,
     }
     assert set(panels) == set(expected)
     for title, (kind, unit) in expected.items():
@@ -163,8 +168,8 @@ def test_sales_floor_has_its_panels_with_units(dashboards: dict[str, JSONObject]
         assert defaults(panels[title]).get("unit") == unit, title
 
     # The KPI screen (14 panels), then the rows below it: conversion, workload, tasks,
-    # plans, stuck deals, tasks against results.
-    assert len(panels) <= 24, "a wall screen has few panels"
+    # plans, stuck deals, tasks against results, the filtered funnel.
+    assert len(panels) <= 26, "a wall screen has few panels"
 
 
 def test_sales_floor_queries_the_recording_rules(dashboards: dict[str, JSONObject]) -> None:
@@ -321,6 +326,35 @@ def test_sales_floor_tasks_results_row_reads_the_30_day_correlation(
     (override,) = rows["fieldConfig"]["overrides"]
     assert override["matcher"] == {"id": "byName", "options": "Deals won"}
     assert override["properties"] == [{"id": "unit", "value": "none"}]
+
+
+def test_sales_floor_filters_by_product_channel_and_segment(
+    dashboards: dict[str, JSONObject],
+) -> None:
+    """The filters list the values the team on screen has in the bounded team
+    families; the filtered panels sum the selection's deals before dividing."""
+    found = variables(dashboards[SALES_FLOOR])
+    funnel_30d = "team_pipeline_stage_product_channel:salespulse_stage_reached:increase30d"
+    won_amount = "team_pipeline_segment:salespulse_segment_won_amount:sum"
+    for name, series in (("product", funnel_30d), ("channel", funnel_30d), ("segment", won_amount)):
+        variable = found[name]
+        assert variable["type"] == "query", name
+        assert variable["query"] == f'label_values({series}{{team="$team"}}, {name})'
+        assert variable["multi"] is True, name
+        assert variable["includeAll"] is True, name
+        assert variable["allValue"] == ".*", name
+    panels = panels_by_title(dashboards[SALES_FLOOR])
+    (funnel,) = exprs(panels["Funnel by product and channel, 30 days"])
+    assert funnel_30d in query_metric_names(funnel)
+    assert funnel.count('product=~"$product", channel=~"$channel"') == 2, funnel
+    assert funnel.startswith("sum by (pipeline, stage) ("), funnel
+    (won,) = exprs(panels["Won value by segment, 30 days"])
+    assert won_amount in query_metric_names(won)
+    assert won.count('segment=~"$segment"') == 3, won
+    assert "offset 30d" in won, won
+    for expr in (funnel, won):
+        assert 'team="$team"' in expr, expr
+        assert 'pipeline="$pipeline"' in expr, expr
 
 
 def test_overdue_rate_is_green_amber_red_at_15_and_20_percent(
