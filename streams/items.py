@@ -214,9 +214,7 @@ class Items(Generic[T]):
         self._buckets[index] = bucket[:start] + bucket[end:]
         self._count -= 1
         if record - 1 > alarms:
-            for kind, moment in _parsed(bucket[alarms : record - 1]):
-                times = self._times[kind]
-                del times[bisect_left(times, moment)]
+            self._forget_times(bucket[alarms : record - 1])
         return bucket[record:end]
 
     def _pack(self, name: Name, raw: bytes, alarms: Alarms) -> None:
@@ -227,13 +225,23 @@ class Items(Generic[T]):
             (self._buckets[index], _START, text, _NEXT, _alarm_field(alarms), _NEXT, raw)
         )
         self._count += 1
+        self._note_times(alarms)
+        if self._count > BUCKET_ITEMS * len(self._buckets):
+            self._grow()
+
+    def _note_times(self, alarms: Alarms) -> None:
+        """Add a packed entry's alarm times to the sorted arrays (either engine's)."""
         for kind, moment in alarms:
             times = self._times.get(kind)
             if times is None:
                 times = self._times[kind] = array("d")
             insort(times, moment)
-        if self._count > BUCKET_ITEMS * len(self._buckets):
-            self._grow()
+
+    def _forget_times(self, field: bytes) -> None:
+        """Take an unpacked entry's alarm times, as its alarm field lists them, out again."""
+        for kind, moment in _parsed(field):
+            times = self._times[kind]
+            del times[bisect_left(times, moment)]
 
     def _grow(self) -> None:
         size = len(self._buckets) * 2

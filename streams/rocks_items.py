@@ -29,8 +29,6 @@ import atexit
 import itertools
 import shutil
 import tempfile
-from array import array
-from bisect import bisect_left, insort
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar, cast
 
@@ -138,19 +136,13 @@ class RocksItems(Items[T]):
         self._count -= 1
         split = value.index(_NEXT)
         if split:
-            for kind, moment in _parsed(value[:split]):
-                times = self._times[kind]
-                del times[bisect_left(times, moment)]
+            self._forget_times(value[:split])
         return value[split + 1 :]
 
     def _pack(self, name: Name, raw: bytes, alarms: Alarms) -> None:
         self._db.put(self._key(name), _alarm_field(alarms) + _NEXT + raw)
         self._count += 1
-        for kind, moment in alarms:
-            times = self._times.get(kind)
-            if times is None:
-                times = self._times[kind] = array("d")
-            insort(times, moment)
+        self._note_times(alarms)
 
     def _resting(self) -> Iterator[tuple[Name, bytes]]:
         """Every resting name with its value (alarms, then record), in key order."""
