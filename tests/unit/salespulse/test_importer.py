@@ -45,6 +45,7 @@ from salespulse.settings import ConfigurationError, Settings, load_settings
 from schemas.events import EVENT_ADAPTER, DealCreated, DealStageChanged
 from streams.processor import Processor, RawMessage
 from streams.store import StateStore
+from tests.support.fake_producer import FakeProducer
 
 SHARED = Path(
     os.environ.get("SALESPULSE_SHARED", Path(__file__).resolve().parents[3] / ".." / "shared")
@@ -539,28 +540,6 @@ def test_a_custom_mapping_with_times_and_offsets(tmp_path: Path) -> None:
 
 
 # -- publishing ------------------------------------------------------------------------
-
-
-class FakeProducer:
-    instances: list[FakeProducer] = []  # noqa: RUF012 - shared record of the test
-
-    def __init__(self, **config: Any) -> None:
-        self.config = config
-        self.sent: list[tuple[str, bytes, bytes]] = []
-        self.stopped = False
-        FakeProducer.instances.append(self)
-
-    async def start(self) -> None:
-        pass
-
-    async def send(self, topic: str, *, value: bytes, key: bytes) -> asyncio.Future[None]:
-        self.sent.append((topic, key, value))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-    async def stop(self) -> None:
-        self.stopped = True
 
 
 async def test_publish_sends_keyed_in_order_with_acks_all(

@@ -31,6 +31,7 @@ from salespulse.simulate.publisher import (
     publish,
 )
 from schemas.events import EVENT_ADAPTER, TOPIC_OF_TYPE
+from tests.support.fake_producer import FakeProducer
 
 REPO = Path(__file__).resolve().parents[3]
 DEMO_CONFIG = "salespulse/config/demo.toml"
@@ -386,28 +387,6 @@ def test_demo_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # -- the publisher, against a stand-in producer or a port where nothing listens ------
-
-
-class FakeProducer:
-    instances: list[FakeProducer] = []  # noqa: RUF012 - shared record of the test
-
-    def __init__(self, **config: Any) -> None:
-        self.config = config
-        self.sent: list[tuple[str, bytes, bytes]] = []
-        self.stopped = False
-        FakeProducer.instances.append(self)
-
-    async def start(self) -> None:
-        pass
-
-    async def send(self, topic: str, *, value: bytes, key: bytes) -> asyncio.Future[None]:
-        self.sent.append((topic, key, value))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-    async def stop(self) -> None:
-        self.stopped = True
 
 
 @pytest.fixture
