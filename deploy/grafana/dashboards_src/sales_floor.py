@@ -197,32 +197,38 @@ def _manager_bars() -> list[c.PanelBuilder]:
     ]
 
 
+def _funnel_gauge(
+    title: str, description: str, expr: str, place: dashboard_models.GridPos
+) -> c.PanelBuilder:
+    """A funnel as horizontal bars in funnel order: *expr* gives a share per stage."""
+    return c.bar_gauge_panel(
+        title,
+        description,
+        [c.instant_table(c.by_funnel_index(expr))],
+        unit=c.RATIO,
+        decimals=0,
+        rows=True,
+        max_value=1,
+        value_size=22,
+        title_size=18,
+        transformations=c.funnel_rows(["stage", "Value"]),
+        place=place,
+    )
+
+
 def _bottom_row() -> list[c.PanelBuilder]:
     top = 18
     height = 10
     window_pipeline = f'{c.TEAM_WINDOW}, pipeline="$pipeline"'
     return [
-        c.bar_gauge_panel(
+        _funnel_gauge(
             "Team funnel",
             "Share of the deals that entered the funnel in this period which reached each "
             "stage, in funnel order (a deal counts once per stage, skipped stages count as "
             "passed). The last stage is the team's overall conversion.",
-            [
-                c.instant_table(
-                    c.by_funnel_index(
-                        "team_window_pipeline_stage:salespulse_cumulative_conversion:ratio"
-                        f"{{{window_pipeline}}}"
-                    )
-                )
-            ],
-            unit=c.RATIO,
-            decimals=0,
-            rows=True,
-            max_value=1,
-            value_size=22,
-            title_size=18,
-            transformations=c.funnel_rows(["stage", "Value"]),
-            place=c.at(0, top, 6, height),
+            "team_window_pipeline_stage:salespulse_cumulative_conversion:ratio"
+            f"{{{window_pipeline}}}",
+            c.at(0, top, 6, height),
         ),
         c.table_panel(
             "Stage conversion by manager",
@@ -754,25 +760,14 @@ def _filtered_row() -> list[c.PanelBuilder]:
     )
     won = f"{WON_AMOUNT}{{{WON_SELECTED}}}"
     return [
-        c.bar_gauge_panel(
+        _funnel_gauge(
             "Funnel by product and channel, 30 days",
             "For the products and channels picked at the top, the share of the deals "
             "that entered the funnel in the last 30 days which reached each stage, in "
             "funnel order; the last stage is their overall conversion. Compare two "
             "channels by picking one, then the other: lead quality should be the same.",
-            [
-                c.instant_table(
-                    c.by_funnel_index(f"{reached}\n/ on (pipeline) group_left ()\n({entered} > 0)")
-                )
-            ],
-            unit=c.RATIO,
-            decimals=0,
-            rows=True,
-            max_value=1,
-            value_size=22,
-            title_size=18,
-            transformations=c.funnel_rows(["stage", "Value"]),
-            place=c.at(0, top, 12, height),
+            f"{reached}\n/ on (pipeline) group_left ()\n({entered} > 0)",
+            c.at(0, top, 12, height),
         ),
         c.bar_gauge_panel(
             "Won value by segment, 30 days",
