@@ -309,6 +309,13 @@ STUCK_DEALS = Family(
     "Open deals longer in their current stage than the stage's stuck_after_days.",
     ("pipeline", "stage"),
 )
+OPEN_DEALS_BY_AGE = Family(
+    "salespulse_team_open_deals_stage_age_at_most",
+    "Open deals whose time in their current stage is at most le seconds, by the"
+    ' bounds of salespulse_team_deal_stage_duration_seconds (le="+Inf": all open'
+    " deals of the stage); a gauge, per team.",
+    ("pipeline", "stage"),
+)
 OPEN_TASKS = Family("salespulse_open_tasks", "Tasks created and not completed.", ())
 OPEN_TASKS_OVERDUE = Family("salespulse_open_tasks_overdue", "Open tasks past their due_at.", ())
 

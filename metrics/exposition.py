@@ -27,6 +27,7 @@ from metrics.collector import (
     COUNTERS,
     HISTOGRAMS,
     OPEN_DEALS,
+    OPEN_DEALS_BY_AGE,
     OPEN_TASKS,
     OPEN_TASKS_OVERDUE,
     PERIOD_GAUGES,
@@ -38,9 +39,9 @@ from metrics.collector import (
     period_label_sets,
 )
 from salespulse.settings import KpiTargets, MonthlyPlan, Settings
-from streams.buckets import HISTOGRAM_BUCKETS
+from streams.buckets import HISTOGRAM_BUCKETS, STAGE_DURATION_BUCKETS
 from streams.cells import Cells, metric_cells, slot_of
-from streams.entities import OPEN_OVERDUE_TASK, OPEN_TASK
+from streams.entities import OPEN_DEAL_AGE, OPEN_OVERDUE_TASK, OPEN_TASK
 from streams.periods import WINDOWS, period_of
 from streams.state import ManagerState, Record, RejectedState
 
@@ -170,6 +171,7 @@ class StateExposition:
             yield from _histograms(managers, histogram)
         yield from _gauges(managers, OPEN_DEALS, "open_deals")
         yield from _gauges(managers, STUCK_DEALS, "stuck_deals")
+        yield from _open_deal_ages(managers)
         for family, cell in ((OPEN_TASKS, OPEN_TASK), (OPEN_TASKS_OVERDUE, OPEN_OVERDUE_TASK)):
             yield _header(family.name, family.documentation, "gauge")
             yield "".join(
@@ -520,6 +522,32 @@ def _gauges(managers: list[_Manager], family: Family, short: str) -> Iterator[st
                 f"{number(value)}\n"
                 for labels, value in sorted(series.items())
             )
+
+
+def _open_deal_ages(managers: list[_Manager]) -> Iterator[str]:
+    """Open deals per team and stage, cumulative over the bands of their time in it."""
+    family = OPEN_DEALS_BY_AGE
+    bands = len(STAGE_DURATION_BUCKETS) + 1
+    teams: dict[str, dict[Labels, list[float]]] = {}
+    for manager in managers:
+        team = teams.setdefault(manager.team, {})
+        for state in manager.states:
+            for cell, value in state.gauges.of_metric(OPEN_DEAL_AGE):
+                counts = team.get(cell[1:3])
+                if counts is None:
+                    counts = team[cell[1:3]] = [0.0] * bands
+                counts[min(int(cell[3]), bands - 1)] += value
+    edges = [*(_le(bound) for bound in STAGE_DURATION_BUCKETS), "+Inf"]
+    yield _header(family.name, family.documentation, "gauge")
+    for team_name in sorted(teams):
+        lines = []
+        for labels, counts in sorted(teams[team_name].items()):
+            head = f'team="{escape(team_name)}",{_labels(family.labels, labels)}'
+            cumulative = 0.0
+            for edge, count in zip(edges, counts, strict=True):
+                cumulative += count
+                lines.append(f'{family.name}{{{head},le="{edge}"}} {number(cumulative)}\n')
+        yield "".join(lines)
 
 
 def _sum_processor(totals: dict[str, dict[Labels, float]], cells: Cells, partition: str) -> None:

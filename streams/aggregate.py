@@ -40,8 +40,9 @@ from schemas.events import (
     TaskCreated,
     TaskOverdue,
 )
-from streams.buckets import observe
+from streams.buckets import STAGE_DURATION_BUCKETS, observe
 from streams.entities import (
+    AGE_BAND,
     CHECK_DEADLINE,
     COMPLETION_WAIT,
     CREATION_WAIT,
@@ -77,7 +78,7 @@ class Aggregator:
             COMPLETION_WAIT: self.creation_wait,
             CHECK_DEADLINE: 0.0,
         }
-        self.deals_clock = {CREATION_WAIT: self.creation_wait, STUCK_AFTER: 0.0}
+        self.deals_clock = {CREATION_WAIT: self.creation_wait, STUCK_AFTER: 0.0, AGE_BAND: 0.0}
         limits: LabelLimits = settings.labels
         self.allowed: dict[str, frozenset[str]] = {
             "product": frozenset(limits.products),
@@ -270,6 +271,10 @@ class Aggregator:
                 and deal.stuck_at < clock
             ):
                 deal.stuck = settled = True  # no stage change came within the stage's limit
+            if deal.outcome is None and deal.stage is not None:
+                band = deal.age_band_at(clock)
+                if band != deal.age_band:
+                    deal.age_band, settled = band, True
             if not settled:
                 continue  # its creation came meanwhile
             state.deals.put(deal_id, deal)
@@ -424,6 +429,9 @@ class Aggregator:
             deal.stage_entered_at = at
             limit = pipeline.stuck_after_seconds(stage)
             deal.stuck, deal.stuck_at = False, None if limit is None else at + limit
+            deal.age_band = 0
+            if deal.outcome is None:
+                state.next_deal_check = min(state.next_deal_check, at + STAGE_DURATION_BUCKETS[0])
             if deal.stuck_at is not None and deal.outcome is None:
                 state.next_deal_check = min(state.next_deal_check, deal.stuck_at)
             regulation = pipeline.regulations.get(stage)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.buckets import STAGE_DURATION_BUCKETS
+
 CellKey = tuple[str, ...]  # a metric's short name, then its label values
 
 # What an item waits for (Alarms), each passed by the clock named.
@@ -22,9 +24,11 @@ COMPLETION_WAIT = "w"  # tasks clock, plus the creation wait
 CHECK_DEADLINE = "c"  # tasks clock
 CREATION_WAIT = "p"  # deals clock, plus the creation wait
 STUCK_AFTER = "s"  # deals clock: the end of the time an open deal may stay in its stage
+AGE_BAND = "a"  # deals clock: an open deal's time in its stage passes the next age bound
 
 Alarms = tuple[tuple[str, float], ...]  # (kind of wait, epoch seconds)
 
+OPEN_DEAL_AGE = "open_deal_age"  # (pipeline, stage, age band): open deals by time in stage
 OPEN_TASK: CellKey = ("open_tasks",)
 OPEN_OVERDUE_TASK: CellKey = ("open_tasks_overdue",)
 
@@ -73,6 +77,10 @@ class DealState:
     # after entering it; None for a stage without one), and whether it has.
     stuck_at: float | None = None
     stuck: bool = False
+    # How many of STAGE_DURATION_BUCKETS the deal's time in its current stage has
+    # passed, as of the last sweep: its age band, counted per stage so that a rule
+    # can compare the open deals' ages with the team's usual time in the stage.
+    age_band: int = 0
 
     def to_list(self) -> list[Any]:
         return [
@@ -94,6 +102,7 @@ class DealState:
             self.ids,
             self.stuck_at,
             self.stuck,
+            self.age_band,
         ]
 
     @classmethod
@@ -106,6 +115,8 @@ class DealState:
             deal.ids = items[15]
         if len(items) > 17:  # absent from records written before stuck deals were counted
             deal.stuck_at, deal.stuck = items[16], items[17]
+        if len(items) > 18:  # absent from records written before ages were banded
+            deal.age_band = items[18]
         return deal
 
     def alarms(self) -> Alarms:
@@ -119,17 +130,39 @@ class DealState:
             found += ((CREATION_WAIT, min(at for _, _, at in self.pending)),)
         if self.stuck_at is not None and not self.stuck and self.outcome is None:
             found += ((STUCK_AFTER, self.stuck_at),)
+        next_bound = self.next_age_bound()
+        if next_bound is not None:
+            found += ((AGE_BAND, next_bound),)
         return found
+
+    def next_age_bound(self) -> float | None:
+        """When the open deal's time in its stage passes its band's upper bound."""
+        if (
+            self.outcome is None
+            and self.stage_entered_at is not None
+            and self.age_band < len(STAGE_DURATION_BUCKETS)
+        ):
+            return self.stage_entered_at + STAGE_DURATION_BUCKETS[self.age_band]
+        return None
+
+    def age_band_at(self, clock: float) -> int:
+        """The band of the time in the current stage that *clock* has passed into."""
+        if self.stage_entered_at is None:
+            return 0
+        age = clock - self.stage_entered_at
+        return sum(1 for bound in STAGE_DURATION_BUCKETS if bound < age)
 
     def open_cells(self) -> tuple[CellKey, ...]:
         """The current-state gauge cells this deal counts in."""
         if self.outcome is None and self.stage is not None:
+            age = (OPEN_DEAL_AGE, self.pipeline, self.stage, str(self.age_band))
             if self.stuck:
                 return (
                     ("open_deals", self.pipeline, self.stage),
                     ("stuck_deals", self.pipeline, self.stage),
+                    age,
                 )
-            return (("open_deals", self.pipeline, self.stage),)
+            return (("open_deals", self.pipeline, self.stage), age)
         return ()
 
 

@@ -633,9 +633,17 @@ def _stuck_row() -> list[c.PanelBuilder]:
             "Per manager, the share of the open deals that have stayed in their stage "
             "longer than the stage's limit (stuck_after_days in the company file), "
             "worst first; the team's pooled share on the first bar. Stages without a "
-            "limit hold no stuck deals. Green below 10%, amber from 10%, red from 25%.",
+            "limit hold no stuck deals. The second bar needs no limit: the share of the "
+            "team's open deals longer in their stage than the team's 75th percentile of "
+            "time there over 30 days. Green below 10%, amber from 10%, red from 25%.",
             [
                 c.query('team:salespulse_stuck_share:ratio{team="$team"}', "Team", instant=True),
+                c.query(
+                    'team:salespulse_open_deals_beyond_usual:ratio{team="$team"}',
+                    "Team, past its usual time",
+                    "C",
+                    instant=True,
+                ),
                 c.query(
                     'sort_desc(manager:salespulse_stuck_share:ratio{team="$team"})',
                     "{{name}}",

@@ -46,6 +46,7 @@ HISTOGRAMS = {spec.team.name for spec in collector.HISTOGRAMS}
 GAUGES = {family.name for family in collector.PERIOD_GAUGES.values()} | {
     collector.OPEN_DEALS.name,
     collector.STUCK_DEALS.name,
+    collector.OPEN_DEALS_BY_AGE.name,
     collector.OPEN_TASKS.name,
     collector.OPEN_TASKS_OVERDUE.name,
     "salespulse_kpi_target",

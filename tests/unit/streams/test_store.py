@@ -141,7 +141,10 @@ def test_a_write_cut_after_the_cores_restores_the_items_from_them() -> None:
     deal = h.manager("m-a").deals.peek("D1")
     assert deal is not None
     assert deal.stage == "proposal"
-    assert h.manager("m-a").gauges == {("open_deals", "default", "proposal"): 1.0}
+    assert h.manager("m-a").gauges == {
+        ("open_deals", "default", "proposal"): 1.0,
+        ("open_deal_age", "default", "proposal", "0"): 1.0,
+    }
     # The deal taken from the core is written with the next write, on its own too.
     h.persist()
     own = [value for _, key, value in h.changelog if key == item_key(b"d", 0, "m-a", "D1")]
@@ -222,7 +225,10 @@ def test_a_changelog_of_format_1_is_read() -> None:
     restored = state.deals.peek("D1")
     assert restored is not None
     assert restored.stage == "proposal"
-    assert state.gauges == {("open_deals", "default", "proposal"): 1.0}
+    assert state.gauges == {
+        ("open_deals", "default", "proposal"): 1.0,
+        ("open_deal_age", "default", "proposal", "0"): 1.0,
+    }
     h.run(CALLS, [h.message(CALLS, call("m-a", "call-1", 60, at))])  # seen before the upgrade
     assert h.counter("m-a", "events_total", CALLS, "call.ended", "duplicate") == 1
 
