@@ -121,6 +121,17 @@ COUNTERS: tuple[CellFamilies, ...] = (
         ),
     ),
     _counter(
+        "segment_won_customers_total",
+        ("pipeline", "segment"),
+        None,
+        (
+            "salespulse_team_segment_won_customers",
+            "Customers with a won deal, by market segment, counted once per manager and "
+            "calendar month (a customer won again next month counts again; deals without "
+            "customer_id are not counted)." + _BY_TEAM,
+        ),
+    ),
+    _counter(
         "tasks_created_total",
         ("task_type",),
         ("salespulse_tasks_created", "Tasks created.", ()),
@@ -298,6 +309,24 @@ PERIOD_GAUGES: dict[str, Family] = {
         "salespulse_period_call_duration_seconds",
         "Talk time of answered calls in the current period.",
         (),
+    ),
+}
+
+# Period cells summed over a team's managers -> gauge families (labels after team and
+# window): what is worth a director's filter but not a series per manager.
+TEAM_PERIOD_GAUGES: dict[str, Family] = {
+    "segment_won_amount": Family(
+        "salespulse_team_period_segment_won_amount",
+        "Amount of deals won in the current period, by market segment." + _BY_TEAM,
+        ("pipeline", "segment"),
+    ),
+    "won_customers": Family(
+        "salespulse_team_period_won_customers",
+        "Customers with a deal won in the current period, by market segment: distinct per "
+        "manager, summed over the team's managers (a customer two managers won counts "
+        "twice; managers are counted on different workers). Deals without customer_id "
+        "are in the won amount, not here." + _BY_TEAM,
+        ("pipeline", "segment"),
     ),
 }
 

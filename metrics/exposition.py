@@ -33,6 +33,7 @@ from metrics.collector import (
     PERIOD_GAUGES,
     PROCESSOR_COUNTERS,
     STUCK_DEALS,
+    TEAM_PERIOD_GAUGES,
     CellFamilies,
     Family,
     HistogramFamilies,
@@ -166,6 +167,7 @@ class StateExposition:
         for spec in COUNTERS:
             yield from _counters(managers, spec)
         yield from self._periods(managers, now)
+        yield from self._team_periods(managers, now)
         yield from self._processor_counters(managers, rejected)
         for histogram in HISTOGRAMS:
             yield from _histograms(managers, histogram)
@@ -235,6 +237,35 @@ class StateExposition:
                 row = rows[position]
                 head = f"{name}{{{manager.label}"
                 yield "".join(f"{head}{tail}{number(row[column])}\n" for column, tail in series)
+
+    def _team_periods(self, managers: list[_Manager], now: datetime) -> Iterator[str]:
+        """The team period gauges: per team, every label set the team has in any current
+        period, in every window, zero where that window holds none."""
+        current = [(window, period_of(now, window, self._zone).key) for window in WINDOWS]
+        for short, family in TEAM_PERIOD_GAUGES.items():
+            teams: dict[str, dict[tuple[str, Labels], float]] = {}
+            for manager in managers:
+                sums = teams.setdefault(manager.team, {})
+                for window, key in current:
+                    for state in manager.states:
+                        period = state.periods.get(key)
+                        if period is None:
+                            continue
+                        for cell, value in period.cells.of_metric(short):
+                            at = (window, cell[1:])
+                            sums[at] = sums.get(at, 0.0) + value
+            yield _header(family.name, family.documentation, "gauge")
+            names = ("window", *family.labels)
+            for team in sorted(teams):
+                sums = teams[team]
+                label_sets = sorted({labels for _, labels in sums})
+                head = f'{family.name}{{team="{escape(team)}",'
+                yield "".join(
+                    f"{head}{_labels(names, (window, *labels))}}} "
+                    f"{number(sums.get((window, labels), 0.0))}\n"
+                    for labels in label_sets
+                    for window, _ in current
+                )
 
     @staticmethod
     def _processor_counters(

@@ -53,6 +53,7 @@ from streams.entities import (
     DealState,
     RegulationCheck,
     TaskState,
+    customer_key,
 )
 from streams.intake import Rejection
 from streams.periods import Period, periods_of
@@ -384,6 +385,8 @@ class Aggregator:
         deal.segment = self._label(state, "segment", event.segment)
         if event.amount is not None:
             deal.amount = event.amount
+        if event.customer_id:
+            deal.customer = customer_key(event.customer_id)
         state.add(("deals_created_total", deal.pipeline, deal.product, deal.channel))
         self._add_period(periods, ("deals_created",))
         self._enter_stage(state, event.deal_id, deal, event.stage, event.amount, at, periods)
@@ -478,12 +481,41 @@ class Aggregator:
             state.add(("deals_won_amount_total", deal.pipeline, deal.product, deal.channel), value)
             state.add(("segment_won_amount_total", deal.pipeline, deal.segment), value)
             self._add_period(periods, ("won_amount",), value)
+            self._add_period(periods, ("segment_won_amount", deal.pipeline, deal.segment), value)
+            if deal.customer is not None:
+                self._count_won_customer(state, deal, deal.customer, at, periods)
             if deal.created_at is not None:
                 observe(
                     state.histograms,
                     ("deal_sales_cycle_seconds", deal.pipeline),
                     max(0.0, at - deal.created_at),
                 )
+
+    def _count_won_customer(
+        self, state: Manager, deal: DealState, customer: int, at: float, periods: list[OpenPeriod]
+    ) -> None:
+        """Count the deal's customer once in each open period of the win, by pipeline and
+        segment, and, the first time in its calendar month, in the all-history counter.
+
+        Each period remembers the customers it counted (OpenPeriod.customers), so a
+        second deal won with the same customer adds nothing; a deal closes once, so a
+        won event delivered twice never comes here twice. The counter counts a customer
+        once per manager and month: its 30 days (x - x offset 30d) count a customer won
+        in two months of the range twice, and one won by two managers once for each.
+        A win whose month has closed (beyond the grace period) is in no period and
+        not in the counter either.
+        """
+        won = (deal.pipeline, deal.segment, customer)
+        month = state.periods.get(
+            periods_of(datetime.fromtimestamp(at, self.zone), self.zone)[2].key
+        )
+        for period in periods:
+            if won in period.customers:
+                continue
+            period.customers.add(won)
+            period.cells.add(("won_customers", deal.pipeline, deal.segment))
+            if period is month:
+                state.add(("segment_won_customers_total", deal.pipeline, deal.segment))
 
     # -- regulations ------------------------------------------------------------
 

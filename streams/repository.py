@@ -33,15 +33,21 @@ class Counters(Protocol):
     def pop(self, cell: CellKey, default: Any = ...) -> Any: ...
 
 
+WonCustomer = tuple[str, str, int]  # pipeline, segment, customer_key
+
+
 class OpenPeriod(Protocol):
-    """A calendar period that can still change: its end (epoch seconds, exclusive) and
-    its gauge cells."""
+    """A calendar period that can still change: its end (epoch seconds, exclusive), its
+    gauge cells, and the customers with a deal won in it (each counted once)."""
 
     @property
     def end(self) -> float: ...
 
     @property
     def cells(self) -> Counters: ...
+
+    @property
+    def customers(self) -> set[WonCustomer]: ...
 
 
 class ItemMap(Protocol[T]):

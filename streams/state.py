@@ -56,10 +56,39 @@ FORMAT = 2  # version 1 kept deals, tasks and event ids inside one manager recor
 
 @dataclass(slots=True)
 class OpenPeriod:
-    """A calendar period that can still change: its end and its gauge cells."""
+    """A calendar period that can still change: its end, its gauge cells, and the
+    customers won in it (pipeline, segment, customer key): at most one per deal won in
+    the period, and forgotten with it."""
 
     end: float  # epoch seconds, exclusive
     cells: Cells = field(default_factory=Cells)
+    customers: set[tuple[str, str, int]] = field(default_factory=set)
+
+
+def _customer_rows(customers: set[tuple[str, str, int]]) -> list[list[Any]]:
+    """A period's customers for its core record: [pipeline, segment, [keys...]] each."""
+    grouped: dict[tuple[str, str], list[int]] = {}
+    for pipeline, segment, customer in customers:
+        grouped.setdefault((pipeline, segment), []).append(customer)
+    return [[pipeline, segment, sorted(keys)] for (pipeline, segment), keys in grouped.items()]
+
+
+def _customers_of(rows: list[list[Any]]) -> set[tuple[str, str, int]]:
+    return {(pipeline, segment, key) for pipeline, segment, keys in rows for key in keys}
+
+
+def _period_entry(period: OpenPeriod, cells: Writer) -> list[Any]:
+    entry: list[Any] = [period.end, cells.rows(period.cells)]
+    if period.customers:
+        entry.append(_customer_rows(period.customers))
+    return entry
+
+
+def _period_of(entry: list[Any], cells: Reader) -> OpenPeriod:
+    """An open period from its core record entry; one written before customers were
+    kept (no third element) has none."""
+    customers = _customers_of(entry[2]) if len(entry) > 2 else set()
+    return OpenPeriod(entry[0], cells.cells(entry[1]), customers)
 
 
 ENGINES = ("memory", "rocksdb")
@@ -251,7 +280,7 @@ def encode_core(
         "w": state.watermark if state.watermark != float("-inf") else None,
         "W": state.stream_watermarks,
         "c": cells.rows(state.counters),
-        "P": {key: [p.end, cells.rows(p.cells)] for key, p in state.periods.items()},
+        "P": {key: _period_entry(p, cells) for key, p in state.periods.items()},
         "h": cells.rows(state.histograms),
         "g": cells.rows(state.gauges),
         "n": state.next_check if state.next_check != float("inf") else None,
@@ -314,7 +343,7 @@ def decode_core(raw: bytes) -> CoreRecord:
     state = _manager_of(
         body,
         counters=cells.cells(body["c"]),
-        periods={key: OpenPeriod(end, cells.cells(rows)) for key, (end, rows) in body["P"].items()},
+        periods={key: _period_of(entry, cells) for key, entry in body["P"].items()},
         histograms=cells.series(body["h"]),
         gauges=cells.cells(body["g"]),
     )

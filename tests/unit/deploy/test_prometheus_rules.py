@@ -43,18 +43,22 @@ COUNTERS = {
 } | {f"{family.name}_total" for family in collector.PROCESSOR_COUNTERS.values()}
 SUMMARIES = {spec.manager.name for spec in collector.HISTOGRAMS if spec.manager is not None}
 HISTOGRAMS = {spec.team.name for spec in collector.HISTOGRAMS}
-GAUGES = {family.name for family in collector.PERIOD_GAUGES.values()} | {
-    collector.OPEN_DEALS.name,
-    collector.STUCK_DEALS.name,
-    collector.OPEN_DEALS_BY_AGE.name,
-    collector.OPEN_TASKS.name,
-    collector.OPEN_TASKS_OVERDUE.name,
-    "salespulse_kpi_target",
-    "salespulse_plan_target",
-    "salespulse_calendar_elapsed_ratio",
-    "salespulse_manager_info",
-    "salespulse_funnel_stage_info",
-}
+GAUGES = (
+    {family.name for family in collector.PERIOD_GAUGES.values()}
+    | {family.name for family in collector.TEAM_PERIOD_GAUGES.values()}
+    | {
+        collector.OPEN_DEALS.name,
+        collector.STUCK_DEALS.name,
+        collector.OPEN_DEALS_BY_AGE.name,
+        collector.OPEN_TASKS.name,
+        collector.OPEN_TASKS_OVERDUE.name,
+        "salespulse_kpi_target",
+        "salespulse_plan_target",
+        "salespulse_calendar_elapsed_ratio",
+        "salespulse_manager_info",
+        "salespulse_funnel_stage_info",
+    }
+)
 EXPORTED_METRICS = (
     COUNTERS
     | GAUGES
