@@ -755,6 +755,10 @@ FUNNEL_30D = "team_pipeline_stage_product_channel:salespulse_stage_reached:incre
 SELECTED = 'team="$team", pipeline="$pipeline", product=~"$product", channel=~"$channel"'
 WON_AMOUNT = "team_pipeline_segment:salespulse_segment_won_amount:sum"
 WON_SELECTED = 'team="$team", pipeline="$pipeline", segment=~"$segment"'
+# Customers won and won value over 30 days, recorded by the salespulse_customers rules.
+CUSTOMERS_30D = "team_window_pipeline_segment:salespulse_won_customers:sum"
+WON_30D = "team_window_pipeline_segment:salespulse_segment_won_amount:sum"
+WON_SELECTED_30D = f'{WON_SELECTED}, window="30d"'
 
 
 def _filtered_row() -> list[c.PanelBuilder]:
@@ -777,20 +781,40 @@ def _filtered_row() -> list[c.PanelBuilder]:
             f"{reached}\n/ on (pipeline) group_left ()\n({entered} > 0)",
             c.at(0, top, 12, height),
         ),
-        c.bar_gauge_panel(
+        c.table_panel(
             "Won value by segment, 30 days",
-            "Value of the deals the team won in the last 30 days, by market segment "
-            "(those picked at the top), largest first, in the CRM's currency.",
+            "Per market segment (those picked at the top), over the last 30 days: the "
+            "value of the deals the team won, in the CRM's currency, the customers they "
+            "were won with, and the value per customer, largest value first. A customer "
+            "counts once per manager and calendar month; deals sent without a customer "
+            "add value but no customer.",
             [
-                c.query(
-                    "sort_desc(sum by (segment) (\n"
-                    f"  clamp_min({won} - {won} offset 30d, 0)\n  or {won}\n))",
-                    "{{segment}}",
-                    instant=True,
-                )
+                c.instant_table(
+                    f"sum by (segment) (\n  clamp_min({won} - {won} offset 30d, 0)\n  or {won}\n)"
+                ),
+                c.instant_table(f"sum by (segment) ({CUSTOMERS_30D}{{{WON_SELECTED_30D}}})", "B"),
+                c.instant_table(
+                    f"sum by (segment) ({WON_30D}{{{WON_SELECTED_30D}}})\n"
+                    f"/ (sum by (segment) ({CUSTOMERS_30D}{{{WON_SELECTED_30D}}}) > 0)",
+                    "C",
+                ),
             ],
-            unit=c.COUNT,
-            decimals=0,
+            transformations=[
+                c.transformation("merge", {}),
+                c.transformation(
+                    "sortBy", {"fields": {}, "sort": [{"field": "Value #A", "desc": True}]}
+                ),
+                c.organize(
+                    exclude=["Time"],
+                    rename={
+                        "segment": "Segment",
+                        "Value #A": "Won value",
+                        "Value #B": "Customers",
+                        "Value #C": "Value per customer",
+                    },
+                    first=["segment", "Value #A", "Value #B", "Value #C"],
+                ),
+            ],
             place=c.at(12, top, 12, height),
         ),
     ]

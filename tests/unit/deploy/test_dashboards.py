@@ -141,7 +141,7 @@ TASKS_RESULTS_PANELS = {
 }
 FILTERED_PANELS = {
     "Funnel by product and channel, 30 days": ("bargauge", "percentunit"),
-    "Won value by segment, 30 days": ("bargauge", "none"),
+    "Won value by segment, 30 days": ("table", "none"),
 }
 
 
@@ -348,11 +348,20 @@ def test_sales_floor_filters_by_product_channel_and_segment(
     assert funnel_30d in query_metric_names(funnel)
     assert funnel.count('product=~"$product", channel=~"$channel"') == 2, funnel
     assert funnel.startswith("sum by (pipeline, stage) ("), funnel
-    (won,) = exprs(panels["Won value by segment, 30 days"])
+    won, customers, per_customer = exprs(panels["Won value by segment, 30 days"])
     assert won_amount in query_metric_names(won)
     assert won.count('segment=~"$segment"') == 3, won
     assert "offset 30d" in won, won
-    for expr in (funnel, won):
+    customers_30d = "team_window_pipeline_segment:salespulse_won_customers:sum"
+    assert query_metric_names(customers) == {customers_30d}, customers
+    assert query_metric_names(per_customer) == {
+        customers_30d,
+        "team_window_pipeline_segment:salespulse_segment_won_amount:sum",
+    }, per_customer
+    assert "> 0" in per_customer, per_customer  # no value where a segment has no customer
+    for expr in (customers, per_customer):
+        assert 'segment=~"$segment", window="30d"' in expr, expr
+    for expr in (funnel, won, customers, per_customer):
         assert 'team="$team"' in expr, expr
         assert 'pipeline="$pipeline"' in expr, expr
 
