@@ -92,7 +92,8 @@ def spike_events(now: datetime) -> list[tuple[str, dict[str, Any]]]:
 
 
 def won_deals(now: datetime, wave: int) -> list[tuple[str, dict[str, Any]]]:
-    """Deals walked through the funnel and won: stage times, sales cycles, segments."""
+    """Deals walked through the funnel and won: stage times, sales cycles, segments,
+    customers."""
     events: list[tuple[str, dict[str, Any]]] = []
     stages = ["qualified", "contacted", "needs_analysis", "demo", "proposal", "won"]
     for manager in ("m-01", "m-04", "m-07"):
@@ -113,6 +114,8 @@ def won_deals(now: datetime, wave: int) -> list[tuple[str, dict[str, Any]]]:
                         "product": "crm-pro",
                         "channel": "website",
                         "segment": "smb",
+                        # Two customers a manager: the second deal of one adds no customer.
+                        "customer_id": f"E2E-{manager}-customer-{n % 2}",
                     },
                 )
             )
