@@ -181,6 +181,30 @@ COUNTERS: tuple[CellFamilies, ...] = (
         ),
     ),
     _counter(
+        "task_descriptions_total",
+        ("task_type", "outcome"),
+        (
+            "salespulse_task_descriptions",
+            "New tasks of a type with a description standard, once per task: meets (every "
+            "check that applies passed) or falls_short.",
+            ("outcome",),
+        ),
+        (
+            "salespulse_team_task_descriptions",
+            "New tasks held to a description standard, by type, meets or falls_short." + _BY_TEAM,
+        ),
+    ),
+    _counter(
+        "task_description_checks_total",
+        ("task_type", "check", "result"),
+        None,
+        (
+            "salespulse_team_task_description_checks",
+            "Description checks of new tasks (brief, method, link, filled, deadline) that "
+            "applied, passed or failed, by type." + _BY_TEAM,
+        ),
+    ),
+    _counter(
         "calls_total",
         ("direction", "answered"),
         ("salespulse_calls", "Calls ended.", ("direction", "answered")),

@@ -189,6 +189,52 @@ class LabelLimits(BaseModel):
     max_values: int = Field(default=20, ge=0, le=1000)
 
 
+class TaskStandard(BaseModel):
+    """How a task of one type is to be written; a field left unset falls back to the
+    default standard (``[task_standards.default]``), and a check without a setting
+    anywhere does not apply.
+
+    ``methods`` are the words or phrases that name a concrete way of doing the task
+    ("by the script", "call"): matched case-insensitively as whole words.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_words: int | None = Field(default=None, ge=1, le=1000)
+    methods: tuple[str, ...] | None = None
+    link_required: bool | None = None
+
+    @field_validator("methods")
+    @classmethod
+    def _methods_have_words(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and any(not method.strip() for method in value):
+            raise ValueError("a method must name at least one word")
+        return value
+
+    def merged_over(self, default: TaskStandard) -> TaskStandard:
+        """This standard where set, *default*'s elsewhere."""
+        return default.model_copy(update=self.model_dump(exclude_none=True))
+
+
+class TaskStandards(BaseModel):
+    """The standards task descriptions are held to, per task type.
+
+    A task type with neither its own standard nor a default is not checked.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    default: TaskStandard | None = None
+    types: dict[str, TaskStandard] = Field(default_factory=dict)
+
+    def for_type(self, task_type: str) -> TaskStandard | None:
+        """The effective standard of *task_type*, or None when it has none."""
+        own = self.types.get(task_type)
+        if own is None:
+            return self.default
+        return own if self.default is None else own.merged_over(self.default)
+
+
 class Manager(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -275,6 +321,7 @@ class Settings(BaseSettings):
     kpi: KpiTargets = KpiTargets()
     plan: MonthlyPlan = MonthlyPlan()  # team default of every manager's monthly plan
     labels: LabelLimits = LabelLimits()
+    task_standards: TaskStandards = TaskStandards()
 
     # Managers not in [managers] that one partition may track; beyond, events are
     # dead-lettered as manager_limit so a flood of ids cannot explode the series.

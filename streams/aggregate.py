@@ -58,6 +58,7 @@ from streams.entities import (
 from streams.intake import Rejection
 from streams.periods import Period, periods_of
 from streams.repository import ItemMap, Manager, OpenPeriod
+from streams.task_quality import TaskText, assess
 
 OTHER = "other"
 
@@ -94,6 +95,7 @@ class Aggregator:
             )
         }
         self.max_values = limits.max_values
+        self.task_standards = settings.task_standards
 
     def check(self, event: Event) -> Rejection | None:
         """Reject what the configuration cannot place, before any state changes."""
@@ -565,6 +567,7 @@ class Aggregator:
         task.due_at = event.due_at.timestamp()
         task.deal_id = event.deal_id
         state.add(("tasks_created_total", task.task_type))
+        self._count_description(state, event, task.task_type, at)
         self._schedule_deadline(state, task)
         if task.completed_at is not None:
             if not task.completion_counted:
@@ -585,6 +588,47 @@ class Aggregator:
             if len(waiting) < len(deal.checks):
                 deal.checks = waiting
                 state.deals.put(deal_id, deal)
+
+    def _count_description(
+        self, state: Manager, event: TaskCreated, task_type: str, at: float
+    ) -> None:
+        """Judge the new task's description once, keeping the outcomes and never the text."""
+        standard = self.task_standards.for_type(event.task_type)
+        if standard is None:
+            return
+        text = TaskText(
+            event.task_type, event.description, event.links or (), at, event.due_at.timestamp()
+        )
+        checks = assess(text, standard, self._allowed_hours(state, event))
+        for check, passed in checks.items():
+            result = "passed" if passed else "failed"
+            state.add(("task_description_checks_total", task_type, check, result))
+        outcome = "meets" if all(checks.values()) else "falls_short"
+        state.add(("task_descriptions_total", task_type, outcome))
+
+    def _allowed_hours(self, state: Manager, event: TaskCreated) -> float | None:
+        """How soon the regulation of the task's stage wants a task of its type due.
+
+        The stage is the event's, else the deal's current one; the pipeline is the
+        deal's, and for a deal not known here the most lenient regulation of that
+        stage in any pipeline, so a task is never failed for what is not known.
+        """
+        deal = state.deals.peek(event.deal_id) if event.deal_id else None
+        stage = event.stage or (deal.stage if deal is not None else None)
+        if stage is None:
+            return None
+        pipelines = (
+            [self.pipelines[deal.pipeline]]
+            if deal is not None and deal.pipeline in self.pipelines
+            else list(self.pipelines.values())
+        )
+        allowed = [
+            regulation.within_hours
+            for pipeline in pipelines
+            if (regulation := pipeline.regulations.get(stage)) is not None
+            and regulation.task_type == event.task_type
+        ]
+        return max(allowed) if allowed else None
 
     def _task_completed(self, state: Manager, event: TaskCompleted, at: float) -> None:
         task = state.tasks.get(event.task_id)

@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "streams/intake.py",
             "streams/periods.py",
             "streams/buckets.py",
+            "streams/task_quality.py",
             "streams/aggregate.py",
             "streams/processor.py",
         ),
