@@ -52,6 +52,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from salespulse.settings import Pipeline, Settings
+from salespulse.simulate.descriptions import task_text
 from schemas.events import TOPIC_OF_TYPE
 
 __all__ = [
@@ -232,6 +233,7 @@ class SalesFloor:
         self.speed = speed
         self.pipeline_name = pipeline
         self._rng = random.Random(seed)
+        self._texts = random.Random(f"task-texts-{seed}")  # apart, so no other number moves
         self._zone = ZoneInfo(settings.timezone)
         funnel: Pipeline = settings.pipelines[pipeline]
         self.stages: tuple[str, ...] = funnel.stages
@@ -512,6 +514,7 @@ class SalesFloor:
         if deal is not None:
             fields["deal_id"] = deal.deal_id
             fields["stage"] = self.stages[deal.stage]
+        fields.update(task_text(self._texts, manager.manager_id, task_type, deal_id))
         return self._event("task.created", manager.manager_id, **fields)
 
     def _task_completed(
