@@ -502,6 +502,66 @@ def _discipline_and_segments() -> list[c.PanelBuilder]:
     ]
 
 
+# Share of new tasks meeting their description standard; share of a check failing.
+DESCRIPTIONS_MEETING = c.Thresholds(c.RED, ((0.70, c.AMBER), (0.85, c.GREEN)))
+CHECK_FAILING = c.Thresholds(c.GREEN, ((0.10, c.AMBER), (0.25, c.RED)))
+
+
+def _task_descriptions() -> list[c.PanelBuilder]:
+    """Are the manager's tasks written well, and what do the team's tasks lack?"""
+    top = 41
+    height = 9
+    thirty_days = 'window="30d"'
+    return [
+        c.timeseries_panel(
+            "Tasks meeting the description standard, 30 days",
+            "Of the new tasks held to a description standard (the company file's "
+            "[task_standards]) in the last 30 days, the share whose every check passed: "
+            "brief, a concrete method, a link where needed, nothing left unfilled, due "
+            "within the stage regulation. The team's share dashed.",
+            [
+                c.query(
+                    "manager_window:salespulse_task_descriptions_meeting:ratio"
+                    f"{{{M}, {thirty_days}}}",
+                    "{{name}}",
+                ),
+                c.query(
+                    f"team_window:salespulse_task_descriptions_meeting:ratio{{{thirty_days}}} "
+                    f"{OWN_TEAM}",
+                    "team ({{team}})",
+                    "B",
+                ),
+            ],
+            unit=c.RATIO,
+            thresholds=DESCRIPTIONS_MEETING,
+            place=c.at(0, top, 8, height),
+        ).override_by_query("B", c.average_line()),
+        c.bar_gauge_panel(
+            "Team task descriptions: checks failed, 30 days",
+            "For the manager's team, of the new tasks of each type a check applied to in "
+            "the last 30 days, the share that failed it, worst first: brief (too many "
+            "words), method (none named), link (missing), filled (a template placeholder "
+            "left), deadline (later than the stage regulation allows).",
+            [
+                c.query(
+                    "sort_desc(team_window_task_type_check:"
+                    f"salespulse_task_description_checks_failed:ratio{{{thirty_days}}} "
+                    f"{OWN_TEAM})",
+                    "{{task_type}}: {{check}}",
+                    instant=True,
+                )
+            ],
+            unit=c.RATIO,
+            decimals=0,
+            max_value=1,
+            thresholds=CHECK_FAILING,
+            value_size=18,
+            title_size=14,
+            place=c.at(8, top, 16, height),
+        ),
+    ]
+
+
 def build() -> dashboard_models.Dashboard:
     builder = (
         c.base_dashboard(
@@ -518,6 +578,6 @@ def build() -> dashboard_models.Dashboard:
         .with_variable(c.pipeline_variable())
     )
     panels = [*_stats(), *_throughput_and_funnel(), *_stages_and_tasks(), *_calls()]
-    for panel in [*panels, *_discipline_and_segments()]:
+    for panel in [*panels, *_discipline_and_segments(), *_task_descriptions()]:
         builder = builder.with_panel(panel)
     return c.finish(builder)
