@@ -254,6 +254,28 @@ class Manager(BaseModel):
         return effective
 
 
+class Intervention(BaseModel):
+    """Something done on a date to change results (coaching, a new script), for one
+    manager or a whole team, so that its weeks before and after can be compared.
+
+    Exactly one of ``manager`` and ``team`` is set; the manager need not be
+    configured (a manager known only from events can be coached too).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    date: date
+    manager: str | None = Field(default=None, min_length=1, max_length=128)
+    team: str | None = Field(default=None, min_length=1, max_length=64)
+    note: str = Field(default="", max_length=200)
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> Intervention:
+        if (self.manager is None) == (self.team is None):
+            raise ValueError("an intervention names exactly one of manager and team")
+        return self
+
+
 _config_file: ContextVar[Path | None] = ContextVar("salespulse_config_file", default=None)
 
 
@@ -322,6 +344,9 @@ class Settings(BaseSettings):
     plan: MonthlyPlan = MonthlyPlan()  # team default of every manager's monthly plan
     labels: LabelLimits = LabelLimits()
     task_standards: TaskStandards = TaskStandards()
+
+    # Coaching and other interventions, dated, for the before/after report and annotations
+    interventions: tuple[Intervention, ...] = ()
 
     # Managers not in [managers] that one partition may track; beyond, events are
     # dead-lettered as manager_limit so a flood of ids cannot explode the series.
