@@ -23,6 +23,8 @@ from datetime import date, datetime
 
 from prometheus_client.utils import floatToGoString
 
+from metrics.annotations import FAMILIES as MARKER_FAMILIES
+from metrics.annotations import markers
 from metrics.collector import (
     COUNTERS,
     HISTOGRAMS,
@@ -114,6 +116,7 @@ class StateExposition:
         }
         self._targets_on: tuple[date, str] | None = None
         self._plan_lines = "".join(self._plan_series())  # plans do not change while running
+        self._marker_lines = "".join(self._marker_series())  # nor do interventions
         self._topics = {
             "deals": settings.topic_deals,
             "tasks": settings.topic_tasks,
@@ -315,6 +318,7 @@ class StateExposition:
             "gauge",
         )
         yield self._plan_lines
+        yield self._marker_lines
         yield from self._elapsed(now)
         name = "salespulse_manager_info"
         yield _header(
@@ -357,6 +361,17 @@ class StateExposition:
             escaped = escape(manager_id)
             for plan, value in _targets(manager.plan.merged_over(settings.plan)):
                 yield f'{name}{{manager="{escaped}",plan="{plan}"}} {number(value)}\n'
+
+    def _marker_series(self) -> Iterator[str]:
+        """Interventions and KPI changes, for the dashboards' annotations."""
+        found = markers(self._settings)
+        for family, documentation in MARKER_FAMILIES.items():
+            yield _header(family, documentation, "gauge")
+            for marker in found:
+                if marker.family == family:
+                    names = tuple(name for name, _ in marker.labels)
+                    values = tuple(value for _, value in marker.labels)
+                    yield f"{family}{{{_labels(names, values)}}} {number(marker.at)}\n"
 
     def _elapsed(self, now: datetime) -> Iterator[str]:
         """How much of each current period has passed, for the pace of the monthly plan.

@@ -40,6 +40,7 @@ from unittest import mock
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry, generate_latest
 
+from metrics.annotations import FAMILIES as MARKER_FAMILIES
 from metrics.exposition import StateExposition
 from metrics.health import HealthCollector
 from salespulse.settings import Settings, load_settings
@@ -63,6 +64,7 @@ CONFIG_FAMILIES = frozenset(
         "salespulse_manager_info",
         "salespulse_funnel_stage_info",
         "salespulse_calendar_elapsed_ratio",
+        *MARKER_FAMILIES,  # interventions and KPI changes, for annotations
     }
 )
 # Families that describe the worker process (metrics.health), not the state.
