@@ -94,7 +94,7 @@ def variable_promql(query: object) -> str | None:
 
 def iter_queries(dashboard: JSONObject) -> list[Query]:
     """(dashboard uid, panel title, expr) for every PromQL expression of *dashboard*:
-    panel targets (hidden ones included) and query variables."""
+    panel targets (hidden ones included), query variables and annotations."""
     uid = str(dashboard.get("uid", dashboard.get("title", "?")))
     found: list[Query] = []
     for variable in (dashboard.get("templating") or {}).get("list") or []:
@@ -103,6 +103,10 @@ def iter_queries(dashboard: JSONObject) -> list[Query]:
         expr = variable_promql(variable.get("query"))
         if expr is not None:
             found.append(Query(uid, f"variable ${variable.get('name')}", expr))
+    for annotation in (dashboard.get("annotations") or {}).get("list") or []:
+        expr = annotation.get("expr")
+        if isinstance(expr, str) and expr.strip():
+            found.append(Query(uid, f"annotation {annotation.get('name')}", expr))
     for panel in iter_panels(dashboard):
         for target in panel.get("targets") or []:
             expr = target.get("expr")

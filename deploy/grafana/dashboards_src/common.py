@@ -603,3 +603,116 @@ def finish(builder: dashboard_builders.Dashboard) -> dashboard_models.Dashboard:
     for number, panel in enumerate(built.panels or [], start=1):
         panel.id_val = number
     return built
+
+
+# -- annotations: interventions and KPI changes ----------------------------------------
+
+# The series hold seconds since the epoch; Grafana reads a value as time in milliseconds.
+_INTERVENTIONS = "salespulse_intervention_timestamp_seconds"
+_KPI_CHANGES = "salespulse_kpi_change_timestamp_seconds"
+# A marker's series is constant, so one sample an hour is plenty: a finer step only
+# draws the same marker again for every sample in the range.
+ANNOTATION_STEP = "1h"
+
+
+class _ValueTimedAnnotation(dashboard_models.AnnotationQuery):
+    """A Prometheus annotation that places each marker at its series' value ("series
+    value as timestamp"). The SDK's model has no field for that option nor for the
+    title and tag formats, so they are added to its JSON here."""
+
+    def __init__(self, *, title_format: str, text_format: str, tag_keys: str, **kwargs: object):
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.title_format = title_format
+        self.text_format = text_format
+        self.tag_keys = tag_keys
+
+    def to_json(self) -> dict[str, object]:
+        payload = super().to_json()
+        payload.update(
+            useValueForTime=True,
+            step=ANNOTATION_STEP,
+            titleFormat=self.title_format,
+            textFormat=self.text_format,
+            tagKeys=self.tag_keys,
+        )
+        return payload
+
+
+class _Annotation(Builder[dashboard_models.AnnotationQuery]):
+    """Hands one value-timed annotation to the dashboard builder."""
+
+    def __init__(self, annotation: _ValueTimedAnnotation):
+        self._annotation = annotation
+
+    def build(self) -> dashboard_models.AnnotationQuery:
+        return self._annotation
+
+
+def _annotation(
+    name: str, expr: str, color: str, *, title: str, text: str, tags: str
+) -> _Annotation:
+    return _Annotation(
+        _ValueTimedAnnotation(
+            name=name,
+            datasource=datasource(),
+            enable=True,
+            hide=False,
+            icon_color=color,
+            expr=f"1000 * (\n{expr}\n)",
+            title_format=title,
+            text_format=text,
+            tag_keys=tags,
+        )
+    )
+
+
+def intervention_annotation(selector: str) -> _Annotation:
+    """Interventions of the company file whose labels match *selector* (PromQL, may be a
+    whole expression of the intervention series), marked on every time series."""
+    return _annotation(
+        "Interventions",
+        selector,
+        "purple",
+        title="{{note}}",
+        text="intervention on {{date}}: {{manager}} {{team}}",
+        tags="team,manager",
+    )
+
+
+def kpi_change_annotation(selector: str) -> _Annotation:
+    """KPI changes of the company file matched by *selector*, marked on every time series."""
+    return _annotation(
+        "KPI changes",
+        selector,
+        "orange",
+        title="{{kpi}} → {{target}}",
+        text="KPI change for {{manager}} from {{since}}",
+        tags="manager,kpi",
+    )
+
+
+def manager_annotations() -> list[Builder[dashboard_models.AnnotationQuery]]:
+    """For one manager ($manager): their own interventions and their team's, and their
+    KPI changes."""
+    interventions = (
+        f'max by (date, manager, note, team) ({_INTERVENTIONS}{{manager="$manager"}})\n'
+        f"or (\n"
+        f'    max by (date, manager, note, team) ({_INTERVENTIONS}{{manager=""}})\n'
+        f"  and on (team)\n"
+        f'    max by (team) (salespulse_manager_info{{manager="$manager"}})\n'
+        f")"
+    )
+    kpi_changes = f'max by (manager, kpi, since, target) ({_KPI_CHANGES}{{manager="$manager"}})'
+    return [intervention_annotation(interventions), kpi_change_annotation(kpi_changes)]
+
+
+def team_annotations() -> list[Builder[dashboard_models.AnnotationQuery]]:
+    """For one team ($team): the team's interventions and its managers', and its
+    managers' KPI changes."""
+    interventions = f'max by (date, manager, note, team) ({_INTERVENTIONS}{{team="$team"}})'
+    kpi_changes = (
+        f"max by (manager, kpi, since, target) ({_KPI_CHANGES})\n"
+        f"and on (manager)\n"
+        f'max by (manager) (salespulse_manager_info{{team="$team"}})'
+    )
+    return [intervention_annotation(interventions), kpi_change_annotation(kpi_changes)]

@@ -580,4 +580,6 @@ def build() -> dashboard_models.Dashboard:
     panels = [*_stats(), *_throughput_and_funnel(), *_stages_and_tasks(), *_calls()]
     for panel in [*panels, *_discipline_and_segments(), *_task_descriptions()]:
         builder = builder.with_panel(panel)
+    # Interventions and KPI changes as markers on the time series (the company file).
+    builder = builder.annotations(c.manager_annotations())
     return c.finish(builder)

@@ -851,4 +851,6 @@ def build() -> dashboard_models.Dashboard:
     ]
     for panel in rows:
         builder = builder.with_panel(panel)
+    # Interventions and KPI changes as markers on the time series (the company file).
+    builder = builder.annotations(c.team_annotations())
     return c.finish(builder)
