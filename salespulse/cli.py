@@ -74,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     top.add_argument("--interval", type=float, default=5.0, help="seconds between refreshes")
     top.add_argument("--once", action="store_true", help="print one screen and exit")
 
+    from salespulse.report.command import add_report_arguments
+
+    add_report_arguments(
+        commands.add_parser("report", help="reports read from Prometheus (interventions)")
+    )
+
     schemas = commands.add_parser("schemas", help="the event contract as JSON Schema")
     schema_commands = schemas.add_subparsers(dest="schemas_command", required=True)
     export = schema_commands.add_parser("export", help="write one JSON Schema per event type")
@@ -100,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             from salespulse.importer.command import import_command
 
             return import_command(args)
+        if args.command == "report":
+            from salespulse.report.command import run_report
+
+            return run_report(args)
         if args.command == "top":
             from salespulse.top import run
 

@@ -79,6 +79,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "salespulse/ingest/",
             "salespulse/importer/",
             "salespulse/simulate/",
+            "salespulse/report/",
         ),
     ),
 )
