@@ -187,3 +187,39 @@ async def test_a_client_leaving_mid_scrape_logs_no_error(
     assert len(ours) <= 1
     assert closed.is_set()  # the scrape ended, and closed its generator
     assert made < 10_000
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+async def test_a_client_closing_right_after_its_request_logs_no_error(
+    how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that sends GET /metrics and closes at once, before the answer starts;
+    the next scrape is answered as usual."""
+    caplog.set_level(logging.DEBUG)
+    registry = registry_with_a_counter()
+    runner = web.AppRunner(app_with(registry), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        for _ in range(20):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            if how == "reset":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), timeout=10)
+        writer.close()
+    finally:
+        await runner.cleanup()  # waits for the handlers to be done
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"salespulse_test_scrapes_total 3.0" in body
+    problems = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert problems == [], [r.getMessage() for r in problems]
+    debug_lines = [r for r in caplog.records if r.name == "metrics.server"]
+    assert all(r.levelno == logging.DEBUG for r in debug_lines)
