@@ -13,7 +13,8 @@ time and published keyed by ``manager_id``. Rows that cannot become events
 are written to a rejects file (the row as it was plus ``reason`` and
 ``detail``; default ``FILE.rejects.csv``) and counted by reason in the
 closing report on stdout. ``--dry-run`` converts and reports without
-publishing.
+publishing, and writes nothing: no rejects file unless one is named with
+``--rejects PATH`` (trying a mapping must not leave files beside the data).
 
 The worker must know the mapping's pipeline: given a configuration
 (``--config`` or ``SALESPULSE_CONFIG``), the import checks the pipeline and
@@ -78,7 +79,9 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
         "--dry-run", action="store_true", help="convert and report, publish nothing"
     )
     parser.add_argument(
-        "--rejects", type=Path, help="CSV of the rejected rows (default: FILE.rejects.csv)"
+        "--rejects",
+        type=Path,
+        help="CSV of the rejected rows (default: FILE.rejects.csv; none on a dry run unless given)",
     )
     parser.add_argument(
         "--print-managers",
@@ -192,14 +195,17 @@ def _import(args: argparse.Namespace) -> int:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
 
     conversion = convert_rows(mapping, header, rows)
-    rejects_path: Path = args.rejects or path.with_name(f"{path.name}.rejects.csv")
-    try:
-        write_rejects(rejects_path, conversion)
-    except OSError as exc:
-        raise ConfigurationError(
-            f"cannot write the rejects file {rejects_path} ({exc.strerror or exc}); "
-            "choose another place with --rejects PATH"
-        ) from None
+    rejects_path: Path | None = args.rejects
+    if rejects_path is None and not args.dry_run:
+        rejects_path = path.with_name(f"{path.name}.rejects.csv")
+    if rejects_path is not None:
+        try:
+            write_rejects(rejects_path, conversion)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot write the rejects file {rejects_path} ({exc.strerror or exc}); "
+                "choose another place with --rejects PATH"
+            ) from None
 
     published = 0
     failure: Exception | None = None
@@ -235,7 +241,7 @@ class Report:
     file: Path
     mapping: str
     conversion: Conversion
-    rejects_path: Path
+    rejects_path: Path | None  # None: not written (a dry run without --rejects)
     dry_run: bool
     published: int
     elapsed: float
@@ -259,7 +265,8 @@ class Report:
         if not self.dry_run and self.published != converted:
             rows.append(("events published", self.published, "INCOMPLETE"))
         rejected = len(conversion.rejects)
-        rows.append(("rows rejected", rejected, f"-> {self.rejects_path}"))
+        where = f"-> {self.rejects_path}" if self.rejects_path else "dry run: no rejects file"
+        rows.append(("rows rejected", rejected, where))
         for reason, count in sorted(conversion.rejects_by_reason().items(), key=_most):
             rows.append((f"  {reason}", count, ""))
         width = max(len(label) for label, _, _ in rows) + 2

@@ -503,6 +503,37 @@ def test_an_unknown_export_needs_a_mapping(
     assert "lacks the columns" in capsys.readouterr().err
 
 
+def small_export(folder: Path) -> Path:
+    """Three rows of the sample's shape: one open, one won, one undated Prospecting."""
+    export = folder / "pipeline.csv"
+    export.write_text(
+        ",".join(HEADER) + "\n"
+        "A1,Moses Frase,GTX Basic,Acme,Engaging,2017-03-01,,\n"
+        "A2,Moses Frase,GTX Basic,Acme,Won,2017-03-01,2017-03-20,550\n"
+        "A3,Darcel Schlecht,MG Special,,Prospecting,,,\n"
+    )
+    return export
+
+
+def test_a_dry_run_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    export = small_export(tmp_path)
+    parser = argparse.ArgumentParser()
+    add_import_arguments(parser)
+    args = parser.parse_args([str(export), "--dry-run", "--config", str(SAMPLE_COMPANY_CONFIG)])
+    assert import_command(args) == 0
+    out = capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipeline.csv"]
+    assert "rows rejected" in out
+    assert "dry run: no rejects file" in out
+    # Asked for by name, the rejects file is written on a dry run too.
+    named = tmp_path / "named.csv"
+    assert (
+        import_command(parser.parse_args([str(export), "--dry-run", "--rejects", str(named)])) == 0
+    )
+    assert named.read_text().count("no_date") == 1
+    assert f"-> {named}" in capsys.readouterr().out
+
+
 def test_a_custom_mapping_with_times_and_offsets(tmp_path: Path) -> None:
     path = tmp_path / "crm.toml"
     path.write_text(
