@@ -16,6 +16,10 @@ closing report on stdout. ``--dry-run`` converts and reports without
 publishing, and writes nothing: no rejects file unless one is named with
 ``--rejects PATH`` (trying a mapping must not leave files beside the data).
 
+Open deals without any date (the sample's 500 Prospecting deals) are
+rejected as ``no_date`` unless ``--undated-at DATE`` says when to create
+them; the report counts how many were created that way.
+
 The worker must know the mapping's pipeline: given a configuration
 (``--config`` or ``SALESPULSE_CONFIG``), the import checks the pipeline and
 its stages there before publishing anything.
@@ -41,6 +45,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import TextIO
 
@@ -77,6 +82,13 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="convert and report, publish nothing"
+    )
+    parser.add_argument(
+        "--undated-at",
+        type=date.fromisoformat,
+        metavar="DATE",
+        help="create open deals that have no date on this day (YYYY-MM-DD) instead of "
+        "rejecting them (the sample's Prospecting deals have none)",
     )
     parser.add_argument(
         "--rejects",
@@ -194,7 +206,7 @@ def _import(args: argparse.Namespace) -> int:
     if warning:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
 
-    conversion = convert_rows(mapping, header, rows)
+    conversion = convert_rows(mapping, header, rows, undated_at=args.undated_at)
     rejects_path: Path | None = args.rejects
     if rejects_path is None and not args.dry_run:
         rejects_path = path.with_name(f"{path.name}.rejects.csv")
@@ -262,13 +274,17 @@ class Report:
                 closed = sorted(conversion.closed.items(), key=_won_first)
                 note = ", ".join(f"{outcome} {n:,}" for outcome, n in closed)
             rows.append((f"  {kind}", count, note))
+        if conversion.undated_at is not None:
+            day = conversion.undated_at.date().isoformat()
+            rows.append(("open deals undated", conversion.undated, f"created on {day}"))
         if not self.dry_run and self.published != converted:
             rows.append(("events published", self.published, "INCOMPLETE"))
         rejected = len(conversion.rejects)
         where = f"-> {self.rejects_path}" if self.rejects_path else "dry run: no rejects file"
         rows.append(("rows rejected", rejected, where))
         for reason, count in sorted(conversion.rejects_by_reason().items(), key=_most):
-            rows.append((f"  {reason}", count, ""))
+            hint = "open ones: --undated-at DATE" if reason == "no_date" else ""
+            rows.append((f"  {reason}", count, hint if conversion.undated_at is None else ""))
         width = max(len(label) for label, _, _ in rows) + 2
         digits = max(len(f"{value:,}") for _, value, _ in rows)
         out = [f"{PROG}: {self.file}", f"  {'mapping'.ljust(width)}{self.mapping}"]

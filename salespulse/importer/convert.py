@@ -4,7 +4,12 @@ Per row (see :class:`~salespulse.importer.mapping.Mapping`):
 
 - ``deal.created`` at the created date (or, when the export has none, the
   engaged date), in the pipeline's created stage (default: the first stage),
-  with product, channel and segment as the mapping normalises them;
+  with product, channel and segment as the mapping normalises them; an open
+  row whose stage lies before the created stage is created in its own stage;
+- an open row with neither date is created at ``undated_at`` when the import
+  is given one (``--undated-at DATE``): the sample's Prospecting deals carry
+  no date at all, and rejecting them would drop the whole open top of the
+  funnel; a closed row without dates is still rejected, its period unknown;
 - an open row whose stage lies further down the funnel than the created stage
   adds a ``deal.stage_changed`` to it at the same moment (the export says
   where the deal is, not when it got there);
@@ -25,7 +30,8 @@ silently dropped. Reasons:
 ``duplicate_record``     the record id appeared on an earlier row
 ``no_manager``           the manager cell is empty
 ``unknown_stage``        the stage value is not in the mapping's ``[stages]``
-``no_date``              neither a created nor an engaged date
+``no_date``              neither a created nor an engaged date (and, for an open row,
+                         no ``undated_at``)
 ``bad_date``             a date matches none of the mapping's formats
 ``no_close_date``        a won or lost row without a close date
 ``closed_before_opened`` the close date lies before the creation
@@ -42,7 +48,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +105,8 @@ class Conversion:
     events: list[OutEvent] = field(default_factory=list)
     rejects: list[Rejection] = field(default_factory=list)
     closed: Counter[str] = field(default_factory=Counter)  # won/lost deals among the events
+    undated_at: datetime | None = None  # when open deals without a date were created
+    undated: int = 0  # open deals created at undated_at
 
     def events_by_type(self) -> Counter[str]:
         return Counter(event.type for event in self.events)
@@ -116,8 +124,13 @@ def event_id(mapping: Mapping, record_id: str, kind: str) -> str:
     return f"import:{mapping.source}:sha256-{digest}:{kind}"
 
 
-def convert_row(mapping: Mapping, row: dict[str, str]) -> list[dict[str, Any]]:
-    """The contract events of one row (JSON-ready dicts); raises RowRejectedError."""
+def convert_row(
+    mapping: Mapping, row: dict[str, str], undated_at: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The contract events of one row (JSON-ready dicts); raises RowRejectedError.
+
+    *undated_at*: when an open row with neither a created nor an engaged date
+    is created (None: such a row is rejected as ``no_date``)."""
     columns = mapping.columns
     if None in row or any(value is None for value in row.values()):
         raise RowRejectedError("malformed_row", "the row has more or fewer cells than the header")
@@ -136,16 +149,20 @@ def convert_row(mapping: Mapping, row: dict[str, str]) -> list[dict[str, Any]]:
             "unknown_stage", f"{columns.stage} {crm_stage!r} is not mapped (mapped: {known})"
         )
 
+    pipeline = mapping.pipeline
+    outcome = pipeline.outcome_of(stage)
     created_at = _date(mapping, row, columns.created)
     if created_at is None:
         created_at = _date(mapping, row, columns.engaged)
+    if created_at is None and outcome is None:
+        created_at = undated_at
     if created_at is None:
         named = " or ".join(c for c in (columns.created, columns.engaged) if c)
-        raise RowRejectedError("no_date", f"no {named}")
+        hint = " (an open deal would be created at --undated-at DATE)" if outcome is None else ""
+        raise RowRejectedError("no_date", f"no {named}{hint}")
     closed_at = _date(mapping, row, columns.closed)
     amount = _amount(row, columns.amount)
 
-    pipeline = mapping.pipeline
     base: dict[str, Any] = {
         "manager_id": manager_id,
         "source": mapping.source,
@@ -153,7 +170,9 @@ def convert_row(mapping: Mapping, row: dict[str, str]) -> list[dict[str, Any]]:
         "pipeline": pipeline.name,
     }
     first = pipeline.first_stage
-    outcome = pipeline.outcome_of(stage)
+    here, start = pipeline.index_of(stage), pipeline.index_of(first)
+    if outcome is None and here is not None and start is not None and here < start:
+        first = stage  # not yet as far as the export's deals are first known: created there
     created: dict[str, Any] = {
         "event_id": event_id(mapping, record_id, "created"),
         "type": "deal.created",
@@ -189,7 +208,6 @@ def convert_row(mapping: Mapping, row: dict[str, str]) -> list[dict[str, Any]]:
             closing["amount"] = amount
         events.append(closing)
     else:
-        here, start = pipeline.index_of(stage), pipeline.index_of(first)
         if here is not None and start is not None and here > start:
             events.append(
                 {
@@ -238,8 +256,12 @@ def convert_rows(
     rows: Iterable[tuple[int, dict[str, str]]],
     *,
     now: datetime | None = None,
+    undated_at: date | None = None,
 ) -> Conversion:
     """Convert (line, row) pairs; events come back sorted for publishing.
+
+    *undated_at*: the day open rows without any date are created on (at the
+    mapping's time of day in its zone); how many were is ``undated``.
 
     Events are sorted by event time (then created before stage moves, then
     by row), because the processor judges lateness and keeps its dedupe memory
@@ -253,6 +275,9 @@ def convert_rows(
     """
     limit = (now or datetime.now(UTC)) + FUTURE_SKEW
     result = Conversion(header=list(header))
+    if undated_at is not None:
+        dates = mapping.dates
+        result.undated_at = datetime.combine(undated_at, dates.time_of_day, tzinfo=dates.zone)
     seen: set[str] = set()
     record_column = mapping.columns.record_id
     for line, row in rows:
@@ -263,12 +288,13 @@ def convert_rows(
                 raise RowRejectedError(
                     "duplicate_record", f"{record_column} {record_id} seen before"
                 )
-            events = convert_row(mapping, row)
+            events = convert_row(mapping, row, result.undated_at)
             encoded = [_validated(event, limit) for event in events]
         except RowRejectedError as rejected:
             result.rejects.append(Rejection(line, row, rejected.reason, rejected.detail))
             continue
         seen.add(record_id)
+        result.undated += _undated(mapping, row)  # converted without a date: at undated_at
         for event, value in zip(events, encoded, strict=True):
             occurred = datetime.fromisoformat(event["occurred_at"])
             result.events.append(
@@ -288,6 +314,12 @@ def convert_rows(
                     result.closed[outcome] += 1
     result.events.sort(key=lambda event: event.order)
     return result
+
+
+def _undated(mapping: Mapping, row: dict[str, str]) -> int:
+    """1 when the row has neither a created nor an engaged date, else 0."""
+    columns = (mapping.columns.created, mapping.columns.engaged)
+    return 0 if any(column and row[column].strip() for column in columns) else 1
 
 
 def _rank(event: dict[str, Any], mapping: Mapping) -> int:

@@ -123,7 +123,7 @@ def run_import(broker: EmbeddedBroker, rejects: Path) -> int:
     assert result.returncode == 0, result.stderr
     report = result.stdout
     assert re.search(r"rows read\s+8,800\n", report), report
-    assert re.search(r"no_date\s+500\n", report), report
+    assert re.search(r"no_date\s+500\s", report), report
     published = re.search(r"events published\s+([\d,]+)\n", report)
     assert published, report
     return int(published.group(1).replace(",", ""))

@@ -534,6 +534,48 @@ def test_a_dry_run_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert f"-> {named}" in capsys.readouterr().out
 
 
+def test_undated_open_deals_are_created_on_the_day_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mapping: Mapping
+) -> None:
+    export = small_export(tmp_path)
+    with export.open("a") as handle:
+        handle.write("A4,Moses Frase,GTX Basic,,Won,,2017-03-20,550\n")  # closed: stays rejected
+    header, rows = read_rows(export)
+    conversion = convert_rows(mapping, header, rows, undated_at=date(2017, 12, 31))
+    assert conversion.undated == 1
+    assert [(r.line, r.reason) for r in conversion.rejects] == [(5, "no_date")]
+    created = [json.loads(e.value) for e in conversion.events if e.event_id.endswith("A3:created")]
+    assert created == [
+        {
+            "event_id": "import:crm-sales-opportunities:A3:created",
+            "type": "deal.created",
+            "occurred_at": "2017-12-31T12:00:00-05:00",
+            "manager_id": "darcel-schlecht",
+            "source": "crm-sales-opportunities",
+            "deal_id": "A3",
+            "pipeline": "opportunities",
+            "stage": "prospecting",  # where it is, not the stage dated deals are first known in
+            "product": "MG Special",
+        }
+    ]
+    assert not [
+        e
+        for e in conversion.events
+        if e.event_id.startswith("import:crm-sales-opportunities:A3:stage")
+    ]
+
+    parser = argparse.ArgumentParser()
+    add_import_arguments(parser)
+    plain = parser.parse_args([str(export), "--dry-run"])
+    assert import_command(plain) == 0
+    assert "open ones: --undated-at DATE" in capsys.readouterr().out
+    dated = parser.parse_args([str(export), "--dry-run", "--undated-at", "2017-12-31"])
+    assert import_command(dated) == 0
+    report = capsys.readouterr().out
+    assert "open deals undated    1   (created on 2017-12-31)" in report
+    assert "rows rejected         1" in report
+
+
 def test_a_custom_mapping_with_times_and_offsets(tmp_path: Path) -> None:
     path = tmp_path / "crm.toml"
     path.write_text(
