@@ -12,9 +12,8 @@ deadline (a command run by hand should give up and say why) or a stop event
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -23,7 +22,7 @@ from aiokafka.errors import KafkaError
 
 from salespulse.kafka_security import client_options
 from salespulse.settings import Settings
-from salespulse.topics import bootstrap_servers
+from salespulse.topics import bootstrap_servers, quiet_bootstrap
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +104,7 @@ async def keep_trying(
     failures: list[BaseException] = []
     try:
         async with asyncio.timeout(deadline_seconds) as limit:
-            with _quiet_bootstrap():
+            with quiet_bootstrap():
                 return await _unless_stopped(
                     _attempts(attempt, where, retry_on, meanwhile, failures), stop
                 )
@@ -193,21 +192,3 @@ async def _unless_stopped(work: Awaitable[T], stop: asyncio.Event | None) -> T |
     if working.cancelled():
         return None
     return working.result()
-
-
-@contextlib.contextmanager
-def _quiet_bootstrap() -> Iterator[None]:
-    """While retrying, our one warning per attempt stands in for aiokafka's error per
-    bootstrap server and attempt, which says less and floods the terminal."""
-    quiet = _DropBootstrapNoise()
-    client_log = logging.getLogger("aiokafka")
-    client_log.addFilter(quiet)
-    try:
-        yield
-    finally:
-        client_log.removeFilter(quiet)
-
-
-class _DropBootstrapNoise(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Unable connect to")

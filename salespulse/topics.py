@@ -3,7 +3,7 @@
 Faust creates its own changelog topics, but not the source topics; a worker
 that starts before any producer must not fail, so it creates them with the
 configured partition count. Broker trouble at start gets a clear message and
-retries, not a traceback.
+retries, not a traceback: one line per attempt, ours (see quiet_bootstrap).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import contextlib
 import logging
 import re
 import time
+from collections.abc import Iterator
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -47,6 +48,14 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
     deadline_seconds = settings.startup_timeout_seconds
     wanted = [*settings.source_topics, settings.topic_dead_letter]
     deadline = time.monotonic() + deadline_seconds
+    with quiet_bootstrap():
+        return await _create_missing(settings, wanted, deadline, deadline_seconds)
+
+
+async def _create_missing(
+    settings: Settings, wanted: list[str], deadline: float, deadline_seconds: float
+) -> dict[str, int]:
+    assert settings.broker
     attempt = 0
     while True:
         attempt += 1
@@ -83,6 +92,26 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
             await asyncio.sleep(min(5.0, 0.5 * attempt))
         finally:
             await admin.close()
+
+
+@contextlib.contextmanager
+def quiet_bootstrap() -> Iterator[None]:
+    """While a start-up loop retries a broker, its one warning per attempt stands in for
+    the client library's error per bootstrap server and attempt, which says less and
+    would make two lines of each attempt. aiokafka's client logs it as "aiokafka" (a
+    filter on a logger sees only that logger's own records, not its children's)."""
+    quiet = _DropBootstrapNoise()
+    client_log = logging.getLogger("aiokafka")
+    client_log.addFilter(quiet)
+    try:
+        yield
+    finally:
+        client_log.removeFilter(quiet)
+
+
+class _DropBootstrapNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Unable connect to")
 
 
 def partition_mismatch(settings: Settings, counts: dict[str, int]) -> str | None:

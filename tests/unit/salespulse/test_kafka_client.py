@@ -23,7 +23,7 @@ from salespulse.kafka_client import (
     send_all,
 )
 from salespulse.settings import Settings
-from salespulse.topics import ensure_topics
+from salespulse.topics import BrokerUnavailableError, ensure_topics
 from tests.support.bad_messages import read_all
 
 DEADLINE = 2.0
@@ -176,3 +176,27 @@ def test_a_refused_message_is_reported_with_how_many_were_acknowledged(
         b"first",
         b"second",
     ]
+
+
+@pytest.mark.parametrize("who", ["worker", "publisher"])
+async def test_an_absent_broker_gets_one_line_per_attempt(
+    who: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The worker creating its topics and a publisher connecting: each failed attempt is
+    one warning of ours, not also the client library's error for the same attempt."""
+    caplog.set_level(logging.DEBUG)
+    settings = nobody_listens().model_copy(update={"startup_timeout_seconds": DEADLINE})
+    if who == "worker":
+        with pytest.raises(BrokerUnavailableError):
+            await ensure_topics(settings)
+    else:
+        with pytest.raises(BrokerUnreachableError):
+            await connect_producer(settings, OPTIONS, deadline_seconds=DEADLINE)
+    shown = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    ours = [r for r in shown if r.name.startswith("salespulse.")]
+    assert len(ours) >= 2  # pauses of 0.5 s and 1 s fit into the deadline
+    assert all("not reachable" in r.getMessage() for r in ours)
+    assert [r.getMessage() for r in shown if r not in ours] == []
+    # Once started, the client library's errors are its own again.
+    logging.getLogger("aiokafka").error('Unable connect to "x:1": refused')
+    assert caplog.records[-1].getMessage() == 'Unable connect to "x:1": refused'
