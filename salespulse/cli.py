@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from salespulse import __version__
+from salespulse.arguments import SuggestingParser
 from salespulse.settings import ConfigurationError, Settings, load_settings
 
 
@@ -21,7 +22,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = SuggestingParser(
         prog="salespulse",
         description="Streaming sales-department KPIs: CRM events in, Prometheus metrics out.",
     )
