@@ -90,6 +90,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from salespulse.environment import unknown_variables
+
+    for warning in unknown_variables(os.environ):
+        print(f"salespulse: warning: {warning}", file=sys.stderr)
     try:
         if args.command == "worker":
             return _worker(args)

@@ -76,6 +76,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "salespulse/__main__.py",
             "salespulse/cli.py",
             "salespulse/arguments.py",
+            "salespulse/environment.py",
             "salespulse/top.py",
             "salespulse/ingest/",
             "salespulse/importer/",
