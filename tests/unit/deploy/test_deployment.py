@@ -47,6 +47,9 @@ COMPOSE_INPUT_PREFIXES = (
 
 Service = dict[str, Any]
 
+# What the tests render the stack with; compose refuses to start without one.
+GRAFANA_PASSWORD = "test-only-password"
+
 
 def missing_tool(message: str) -> NoReturn:
     """Fail, or skip when the developer has said tools may be missing."""
@@ -73,12 +76,16 @@ def compose_binary() -> Path:
     )
 
 
-def run_compose(binary: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_compose(
+    binary: Path, *args: str, grafana_password: str | None = GRAFANA_PASSWORD
+) -> subprocess.CompletedProcess[str]:
     environment = {
         name: value
         for name, value in os.environ.items()
         if not name.upper().startswith(COMPOSE_INPUT_PREFIXES)
     }
+    if grafana_password is not None:
+        environment["GRAFANA_ADMIN_PASSWORD"] = grafana_password
     return subprocess.run(
         [str(binary), "--file", str(COMPOSE_FILE), "--project-directory", str(REPO), *args],
         capture_output=True,
@@ -286,6 +293,13 @@ def test_prometheus_scrapes_every_worker(stack: dict[str, Any]) -> None:
     assert re.search(r"^\s*-\s*rules/\*\.yml\s*$", text, re.MULTILINE)
 
 
+def test_grafana_needs_an_admin_password_to_start(compose_binary: Path) -> None:
+    """Viewing needs no login, so the admin password must not be a well-known default."""
+    result = run_compose(compose_binary, "config", "--quiet", grafana_password=None)
+    assert result.returncode != 0
+    assert "set GRAFANA_ADMIN_PASSWORD" in result.stderr
+
+
 def test_grafana_is_a_kiosk_with_the_sales_floor_at_home(stack: dict[str, Any]) -> None:
     grafana = stack["services"]["grafana"]
     environment = grafana["environment"]
@@ -294,7 +308,7 @@ def test_grafana_is_a_kiosk_with_the_sales_floor_at_home(stack: dict[str, Any]) 
     assert image_tag(grafana["image"]) == "11.6.0"
     assert environment["GF_AUTH_ANONYMOUS_ENABLED"] == "true"
     assert environment["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
-    assert environment["GF_SECURITY_ADMIN_PASSWORD"]
+    assert environment["GF_SECURITY_ADMIN_PASSWORD"] == GRAFANA_PASSWORD
     assert mounts["/etc/grafana/provisioning"] == REPO / "deploy" / "grafana" / "provisioning"
     # The home dashboard is a file inside the mounted dashboards directory.
     home = PurePosixPath(environment["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"])
