@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from salespulse.settings import Settings
 from tests.support.ingest import (
     HMAC_SECRET,
     HUBSPOT_SECRET,
+    REPO,
     TOKEN,
     FakePublisher,
     fixture,
@@ -418,3 +421,24 @@ async def test_health_readiness_and_openapi(harness: Harness) -> None:
     assert {"202", "207", "400", "401", "413", "415", "422", "503"} <= set(post["responses"])
     for path in ("/v1/webhooks/amocrm", "/v1/webhooks/hubspot", "/v1/webhooks/pipedrive"):
         assert "200" in spec["paths"][path]["post"]["responses"]
+
+
+def documented_events(path: Path) -> list[str]:
+    """The JSON bodies of the ``curl ... /v1/events`` examples in a Markdown file."""
+    blocks = re.findall(r"```sh\n(.*?)```", path.read_text(encoding="utf-8"), re.DOTALL)
+    return [
+        body
+        for block in blocks
+        if "curl" in block and "/v1/events" in block
+        for body in re.findall(r"-d '(.*?)'", block, re.DOTALL)
+    ]
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/ingest.md"])
+async def test_the_documented_example_event_is_accepted(harness: Harness, document: str) -> None:
+    [body] = documented_events(REPO / document)
+    status, answer, _ = await harness.post("/v1/events", body.encode())
+    assert status == 202, answer
+    assert answer["accepted"] == 1
+    [record] = harness.publisher.records
+    assert (record.topic, record.key) == ("crm.deals", b"anna-petrova")
