@@ -7,7 +7,9 @@ repeats it, and since a record may still have landed, the repeat is harmless
 only because event ids dedupe in the worker. The producer is idempotent when
 the broker grants it (``idempotence=auto``); the embedded tansu broker does
 not, and then broker-side retries may write a record twice, which the same
-dedupe absorbs.
+dedupe absorbs. That refusal is said once, as a warning with its reason:
+aiokafka's own ERROR for the refused InitProducerId request is dropped, since
+the gateway goes on without idempotence and nothing is wrong.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from aiokafka.errors import (
@@ -107,14 +109,16 @@ class KafkaPublisher:
         mode = self.ingest.idempotence
         if mode != "off":
             try:
-                producer = await started(self._new_producer(True))
+                with _quiet_init_producer_id(mode):
+                    producer = await started(self._new_producer(True))
             except _NO_IDEMPOTENCE as exc:
                 if mode == "on":
                     raise
                 log.warning(
-                    "the broker does not grant idempotent producers (%s); publishing with "
-                    "acks=all without idempotence (a retried record may land twice, which "
-                    "event ids dedupe)",
+                    "the broker does not grant idempotent producers (InitProducerId answered "
+                    "%s; the embedded tansu broker never does); publishing with acks=all "
+                    "without idempotence (a retried record may land twice, which event ids "
+                    "dedupe)",
                     type(exc).__name__,
                 )
             else:
@@ -180,3 +184,25 @@ class KafkaPublisher:
             error = future.exception()
             if error is not None:
                 raise PublishError("broker_error", f"the broker refused an event: {error}")
+
+
+@contextlib.contextmanager
+def _quiet_init_producer_id(mode: str) -> Iterator[None]:
+    """With ``idempotence=auto``, a refused InitProducerId is expected and answered by
+    our one warning; aiokafka's sender would log it as an ERROR first. With ``on`` the
+    refusal is an error and stays one."""
+    if mode != "auto":
+        yield
+        return
+    quiet = _DropInitProducerIdError()
+    sender_log = logging.getLogger("aiokafka.producer.sender")
+    sender_log.addFilter(quiet)
+    try:
+        yield
+    finally:
+        sender_log.removeFilter(quiet)
+
+
+class _DropInitProducerIdError(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "during InitProducerIdRequest" not in record.getMessage()
