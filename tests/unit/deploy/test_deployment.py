@@ -157,6 +157,27 @@ def test_simulator_only_in_the_demo_profile(
             assert not service.get("profiles"), f"{name} must start with a plain `up`"
 
 
+def test_the_gateway_is_in_its_own_profile(compose_binary: Path, stack: dict[str, Any]) -> None:
+    services = rendered(compose_binary, "gateway")["services"]
+    gateway = services["gateway"]
+    environment = gateway["environment"]
+    healthcheck = " ".join(gateway["healthcheck"]["test"])
+
+    assert "gateway" not in stack["services"]
+    assert set(services) == set(stack["services"]) | {"gateway"}
+    assert gateway["profiles"] == ["gateway"]
+    assert gateway["image"] == LOCAL_IMAGE
+    assert gateway["command"] == ["ingest"]
+    assert environment["SALESPULSE_BROKER"] == "kafka://kafka:9092"
+    assert environment["SALESPULSE_CONFIG"] == "/etc/salespulse/company.toml"
+    assert "SALESPULSE_INGEST_TOKENS" in environment
+    assert gateway["depends_on"]["kafka-init"]["condition"] == "service_completed_successfully"
+    assert [(p["target"], p["published"]) for p in gateway["ports"]] == [(9830, "9830")]
+    assert "127.0.0.1:9830/readyz" in healthcheck
+    mounts = {m["target"]: m for m in gateway["volumes"] if m["type"] == "bind"}
+    assert Path(mounts["/etc/salespulse/company.toml"]["source"]) == COMPANY_CONFIG
+
+
 def test_kafka_runs_kraft_without_zookeeper(stack: dict[str, Any]) -> None:
     services: dict[str, Service] = stack["services"]
     kafka = services["kafka"]
