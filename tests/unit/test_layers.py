@@ -77,6 +77,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "salespulse/cli.py",
             "salespulse/arguments.py",
             "salespulse/environment.py",
+            "salespulse/kpis.py",
             "salespulse/top.py",
             "salespulse/ingest/",
             "salespulse/importer/",

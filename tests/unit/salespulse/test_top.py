@@ -12,8 +12,9 @@ from datetime import timedelta
 import pytest
 
 from metrics.exposition import StateExposition
+from salespulse.kpis import fetch, summarize
 from salespulse.settings import KpiTargets, Manager
-from salespulse.top import GREEN, RED, fetch, render, summarize
+from salespulse.top import GREEN, RED, render
 from tests.support.harness import (
     NOW,
     Harness,

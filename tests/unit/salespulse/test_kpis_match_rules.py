@@ -1,4 +1,4 @@
-"""`salespulse top` shows the numbers the recording rules record, from the same scrape.
+"""The wall screens' KPI formulas give the numbers the recording rules record.
 
 A stretch of the simulated floor (three teams, into the third week of a month)
 is replayed by the real processor and split between two workers by partition,
@@ -7,13 +7,16 @@ as a deployment splits it. Besides the floor: a manager with nothing this day
 manager with no events at all, a manager only seen in events (no name, team
 ""), and a manager with KPI targets of their own.
 
-top reads the two workers' expositions over HTTP, as it reads real workers.
+salespulse.kpis (the formulas of ``salespulse top`` and ``salespulse wall``)
+reads the two workers' expositions over HTTP, as it reads real workers.
 The same expositions are the input series of a ``promtool test rules`` run of
 deploy/prometheus/rules/salespulse-recording.yml (as instances w1 and w2), and
-top's figures are its expected samples, for every manager and calendar window
-top offers: throughput deviation from the team average, overdue rate, average
-call, deals closed and won, and the effective KPI targets top colours them
-against. Where top shows no ratio ("—"), the rule must record none. promtool
+the formulas' figures are its expected samples, for every manager, team and
+calendar window: throughput deviation from the team average, overdue rate,
+average call, win rate, deals closed and won, the effective KPI targets they
+are coloured against; per team the average throughput of active managers, the
+overdue rate, the average call and the win rate. Where the formulas give no
+ratio (the wall shows "—"), the rule must record none. promtool
 compares float64 values exactly, and so does this test: both sides compute
 each ratio with the same operations, in the same order, on the same counts.
 """
@@ -33,9 +36,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from metrics.exposition import StateExposition
+from salespulse.kpis import Figures, ManagerRow, fetch, stage_order, summarize, teams
 from salespulse.settings import KpiTargets, Settings
 from salespulse.simulate.month import month_events, reference_settings, replay
-from salespulse.top import ManagerRow, fetch, summarize
 from streams.periods import WINDOWS
 from tests.support.harness import call, deal_created, stage_changed
 from tests.support.promql import RULES_DIR
@@ -55,6 +58,13 @@ RATIOS = {
     "manager_window:salespulse_throughput_deviation:ratio": "deviation",
     "manager_window:salespulse_overdue_rate:ratio": "overdue_rate",
     "manager_window:salespulse_call_duration_seconds:avg": "avg_call_seconds",
+    "manager_window:salespulse_win_rate:ratio": "win_rate",
+}
+TEAM_RATIOS = {
+    "team_window:salespulse_throughput:avg": "average",
+    "team_window:salespulse_overdue_rate:ratio": "overdue_rate",
+    "team_window:salespulse_call_duration_seconds:avg": "avg_call_seconds",
+    "team_window:salespulse_win_rate:ratio": "win_rate",
 }
 # Counts top shows as 0 where the rules may record 0 or nothing: compared where not 0.
 COUNTS = {
@@ -62,6 +72,7 @@ COUNTS = {
     "manager_window:salespulse_deals_won:sum": "won",
 }
 TARGETS = "manager_kpi:salespulse_kpi_target:effective"
+STEPS: dict[str, list[tuple[str, str]]] = {}
 
 
 def company() -> Settings:
@@ -114,7 +125,7 @@ def expositions() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def rows(expositions: dict[str, str]) -> Iterator[dict[str, dict[str, ManagerRow]]]:
-    """top's rows per window and manager, read from the workers over HTTP."""
+    """The formulas' rows per window and manager, read from the workers over HTTP."""
     bodies = {f"/{worker}/metrics": text.encode() for worker, text in expositions.items()}
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -137,6 +148,8 @@ def rows(expositions: dict[str, str]) -> Iterator[dict[str, dict[str, ManagerRow
         yield {
             window: {row.manager: row for row in summarize(samples, window)} for window in WINDOWS
         }
+        # The funnel order for team figures: the same for every worker.
+        STEPS.update(stage_order(samples))
     finally:
         server.shutdown()
         thread.join()
@@ -193,6 +206,29 @@ def expected_per_window(rows: Mapping[str, Mapping[str, ManagerRow]]) -> list[di
     return cases
 
 
+def team_figures(rows: Mapping[str, Mapping[str, ManagerRow]]) -> dict[str, list[Figures]]:
+    return {window: teams(list(by_manager.values()), STEPS) for window, by_manager in rows.items()}
+
+
+def expected_per_team(rows: Mapping[str, Mapping[str, ManagerRow]]) -> list[dict[str, Any]]:
+    """Each team ratio where the formulas give one, and nowhere else."""
+    cases = []
+    for window, figures in team_figures(rows).items():
+        for name, field in TEAM_RATIOS.items():
+            samples = [
+                {
+                    "labels": _series(name, {"team": team.name, "window": window}),
+                    "value": getattr(team, field),
+                }
+                for team in figures
+                if getattr(team, field) is not None
+            ]
+            cases.append(
+                {"expr": f'{name}{{window="{window}"}}', "eval_time": "5m", "exp_samples": samples}
+            )
+    return cases
+
+
 def expected_targets(rows: Mapping[str, ManagerRow]) -> dict[str, Any]:
     samples = [
         {"labels": _series(TARGETS, {"manager": row.manager, "kpi": kpi}), "value": value}
@@ -202,7 +238,7 @@ def expected_targets(rows: Mapping[str, ManagerRow]) -> dict[str, Any]:
     return {"expr": TARGETS, "eval_time": "5m", "exp_samples": samples}
 
 
-def test_top_shows_what_the_recording_rules_record(
+def test_the_formulas_give_what_the_recording_rules_record(
     expositions: dict[str, str], rows: dict[str, dict[str, ManagerRow]], tmp_path: Path
 ) -> None:
     test = {
@@ -210,21 +246,24 @@ def test_top_shows_what_the_recording_rules_record(
         "evaluation_interval": "1m",
         "tests": [
             {
-                "name": "top and the recording rules on one scrape of two workers",
+                "name": "the KPI formulas and the recording rules on one scrape of two workers",
                 "interval": "1m",
                 "input_series": input_series(expositions),
                 "promql_expr_test": [
                     *expected_per_window(rows),
+                    *expected_per_team(rows),
                     expected_targets(rows["month"]),
                 ],
             }
         ],
     }
-    path = tmp_path / "top-vs-rules.test.yml"  # JSON is YAML
+    path = tmp_path / "kpis-vs-rules.test.yml"  # JSON is YAML
     path.write_text(json.dumps(test, indent=1), encoding="utf-8")
     result = run_promtool("test", "rules", str(path), timeout=120)
     output = result.stdout + result.stderr
-    assert result.returncode == 0, f"top and the recording rules disagree:\n{output[-20000:]}"
+    assert result.returncode == 0, (
+        f"the formulas and the recording rules disagree:\n{output[-20000:]}"
+    )
 
 
 def test_the_scrape_has_the_cases_that_tell_definitions_apart(
@@ -250,3 +289,16 @@ def test_the_scrape_has_the_cases_that_tell_definitions_apart(
         calls = [row.avg_call_seconds for row in by_manager.values() if row.avg_call_seconds]
         assert len(overdue) >= FLOOR_MANAGERS // 2, f"{window}: few overdue rates"
         assert len(calls) >= FLOOR_MANAGERS, f"{window}: few average calls"
+        wins = [row.win_rate for row in by_manager.values() if row.win_rate is not None]
+        assert len(wins) >= FLOOR_MANAGERS // 2, f"{window}: few win rates"
+    for window, of_teams in team_figures(rows).items():
+        named = [team for team in of_teams if team.name]
+        assert len(named) == 3, window
+        for team in named:
+            figures_of_team = (
+                team.average,
+                team.overdue_rate,
+                team.avg_call_seconds,
+                team.win_rate,
+            )
+            assert None not in figures_of_team, (window, team)
