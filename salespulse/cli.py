@@ -75,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     top.add_argument("--interval", type=float, default=5.0, help="seconds between refreshes")
     top.add_argument("--once", action="store_true", help="print one screen and exit")
 
+    from salespulse.wall import add_wall_arguments
+
+    add_wall_arguments(
+        commands.add_parser("wall", help="the wall screen as a web page for an office TV")
+    )
+
     from salespulse.report.command import add_report_arguments
 
     add_report_arguments(
@@ -115,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
             from salespulse.report.command import run_report
 
             return run_report(args)
+        if args.command == "wall":
+            from salespulse.wall import wall_command
+
+            return wall_command(args)
         if args.command == "top":
             from salespulse.top import run
 

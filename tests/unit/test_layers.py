@@ -83,6 +83,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "salespulse/importer/",
             "salespulse/simulate/",
             "salespulse/report/",
+            "salespulse/wall/",
         ),
     ),
 )
