@@ -24,6 +24,7 @@ TOOLING = frozenset(
         "SALESPULSE_STATE_ENGINE",  # the unit tests: the engine of resting items
         "SALESPULSE_STRESS_LOAD",  # the stress tests
         "SALESPULSE_STRESS_ITERATIONS",
+        "SALESPULSE_WALL_SCREENSHOT",  # the wall's browser test: where to save its picture
     }
 )
 
