@@ -39,9 +39,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--config", help="TOML configuration (default: the built-in demo floor)")
     demo.add_argument("--metrics-port", type=int, help="port of /metrics (default 9820)")
-    demo.add_argument("--rate", type=float, default=20.0, help="simulated events per second")
+    demo.add_argument(
+        "--history-days",
+        type=float,
+        default=30.0,
+        help="days of history to backfill before the floor goes live at a real pace "
+        "(default 30; 0: a compressed floor at --rate and --speed instead)",
+    )
+    demo.add_argument(
+        "--rate", type=float, default=20.0, help="with --history-days 0: events per second"
+    )
     demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--speed", type=float, default=60.0, help="simulated time compression")
+    demo.add_argument(
+        "--speed", type=float, default=60.0, help="with --history-days 0: time compression"
+    )
 
     simulate = commands.add_parser("simulate", help="publish a simulated sales floor to a broker")
     _common(simulate)
@@ -50,6 +61,17 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--speed", type=float, default=60.0, help="simulated time compression")
     simulate.add_argument("--limit", type=int, help="stop after this many events")
     simulate.add_argument("--duration", type=float, help="stop after this many seconds")
+    simulate.add_argument(
+        "--history-days",
+        type=float,
+        help="publish this many days of history first, then carry on at a real floor's pace "
+        "(--rate, --speed, --limit and --duration do not apply)",
+    )
+    simulate.add_argument(
+        "--per-workday",
+        type=float,
+        help="with --history-days: new deals, calls and tasks per manager and working day",
+    )
 
     from salespulse.importer.command import add_import_arguments
 
@@ -167,16 +189,29 @@ def _simulate(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        sent = asyncio.run(
-            publish(
-                settings,
-                rate=args.rate,
-                seed=args.seed,
-                speed=args.speed,
-                limit=args.limit,
-                duration=args.duration,
+        if args.history_days is not None:
+            from salespulse.simulate.history import PER_WORKDAY
+            from salespulse.simulate.publisher import publish_with_history
+
+            sent = asyncio.run(
+                publish_with_history(
+                    settings,
+                    seed=args.seed,
+                    days=args.history_days,
+                    per_workday=args.per_workday or PER_WORKDAY,
+                )
             )
-        )
+        else:
+            sent = asyncio.run(
+                publish(
+                    settings,
+                    rate=args.rate,
+                    seed=args.seed,
+                    speed=args.speed,
+                    limit=args.limit,
+                    duration=args.duration,
+                )
+            )
     except KeyboardInterrupt:
         return 130
     print(f"salespulse: published {sent} events", file=sys.stderr)
@@ -194,24 +229,20 @@ def _demo(args: argparse.Namespace) -> int:
     settings = _settings(args, broker=None)
     with EmbeddedBroker() as broker:
         env = {**os.environ, "SALESPULSE_BROKER": broker.url, "SALESPULSE_CONFIG": args.config}
+        if args.history_days > 0:
+            pace = ["--history-days", str(args.history_days)]
+            floor = f"the last {args.history_days:g} days backfilled, then live at a real pace"
+        else:
+            pace = ["--rate", str(args.rate), "--speed", str(args.speed)]
+            floor = f"{args.rate:g} events/s, time {args.speed:g}x compressed"
         simulator = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "salespulse",
-                "simulate",
-                "--rate",
-                str(args.rate),
-                "--seed",
-                str(args.seed),
-                "--speed",
-                str(args.speed),
-            ],
+            [sys.executable, "-m", "salespulse", "simulate", "--seed", str(args.seed), *pace],
             env=env,
             preexec_fn=die_with_parent,
             start_new_session=True,
         )
         port = settings.metrics_port
+        wall = f"salespulse wall --url http://localhost:{port}/metrics"
         print(
             "\n".join(
                 [
@@ -220,7 +251,9 @@ def _demo(args: argparse.Namespace) -> int:
                     f"  broker (embedded)  {broker.url}",
                     f"  metrics            http://localhost:{port}/metrics",
                     f"  health             http://localhost:{port}/readyz",
-                    f"  simulated floor    20 managers, 9-stage funnel, {args.rate:g} events/s",
+                    f"  simulated floor    20 managers, 9-stage funnel, {floor}",
+                    f"  terminal wall      salespulse top --url http://localhost:{port}/metrics",
+                    f"  wall screen        {wall}",
                     "  Ctrl-C stops everything.",
                     "",
                 ]

@@ -36,6 +36,17 @@ completed and overdue tasks and closed deals almost at once. Events are
 stamped with the clock's "now" when they are handed out, never with a
 planned time, so ``occurred_at`` is never in the future and never lags far
 behind; only ``due_at`` points ahead.
+
+Every new deal names its customer (``customer_id``), drawn from a fixed pool
+per segment so that key accounts buy again and small firms rarely do; the
+value-per-customer panels need repeat customers to mean anything. A floor
+given ``stall_share`` leaves that share of the deals that fail one of the
+early transitions (up to ``STALL_BEFORE``) in their stage instead of closing
+them as lost, as real managers leave unresponsive leads: without it every
+failed lead is a loss and the win rate (won / (won + lost)) equals the
+end-to-end conversion, far below what a real floor reports. Customers and
+stalls come from random streams of their own, so neither moves any other
+number of a seeded floor.
 """
 
 from __future__ import annotations
@@ -190,6 +201,9 @@ CALL_MIN_SECONDS = 20.0
 CALL_MAX_SECONDS = 4 * HOUR
 DEAL_CALL_SHARE = 0.5  # calls that are about one of the manager's open deals
 DEAL_TASK_SHARE = 0.4  # ad-hoc tasks that are about one of the manager's open deals
+# Customers per segment in the floor's market: few key accounts, many small firms.
+CUSTOMER_POOL: dict[str, int] = {"smb": 400, "mid-market": 120, "enterprise": 30}
+STALL_BEFORE = 3  # transitions from these stages may stall instead of being lost
 
 
 @dataclass
@@ -223,9 +237,12 @@ class SalesFloor:
         seed: int = 0,
         speed: float = DEFAULT_SPEED,
         pipeline: str = "default",
+        stall_share: float = 0.0,
     ) -> None:
         if not speed > 0 or math.isinf(speed):
             raise ValueError(f"speed must be a positive number, not {speed!r}")
+        if not 0.0 <= stall_share <= 1.0:
+            raise ValueError(f"stall_share must be between 0 and 1, not {stall_share!r}")
         if pipeline not in settings.pipelines:
             known = ", ".join(sorted(settings.pipelines)) or "none"
             raise ValueError(f"pipeline {pipeline!r} is not configured (known: {known})")
@@ -234,6 +251,9 @@ class SalesFloor:
         self.pipeline_name = pipeline
         self._rng = random.Random(seed)
         self._texts = random.Random(f"task-texts-{seed}")  # apart, so no other number moves
+        self._customers = random.Random(f"customers-{seed}")
+        self._stalls = random.Random(f"stalls-{seed}")
+        self.stall_share = stall_share
         self._zone = ZoneInfo(settings.timezone)
         funnel: Pipeline = settings.pipelines[pipeline]
         self.stages: tuple[str, ...] = funnel.stages
@@ -272,9 +292,12 @@ class SalesFloor:
                 return manager
         raise KeyError(manager_id)
 
-    def step(self, now: datetime, wanted: int) -> list[Event]:
+    def step(self, now: datetime, wanted: int, *, on_schedule: bool = False) -> list[Event]:
         """Advance the floor to *now* and return *wanted* events stamped with it.
 
+        With *on_schedule*, every planned event that is due comes out besides
+        the *wanted* new work, so work planned at a real pace (a task done by
+        its deadline) happens when planned however quiet the hour is.
         *now* must be timezone-aware and must not go backwards between calls.
         """
         if now.tzinfo is None or now.utcoffset() is None:
@@ -293,11 +316,13 @@ class SalesFloor:
         self._now_text = now.astimezone(self._zone).isoformat()
         out: list[Event] = []
         heap = self._heap
-        while len(out) < wanted and heap and heap[0][0] <= ts:
+        while (on_schedule or len(out) < wanted) and heap and heap[0][0] <= ts:
             _, _, action = heapq.heappop(heap)
             event = action(ts)
             if event is not None:
                 out.append(event)
+        if on_schedule:
+            wanted += len(out)
         rng = self._rng
         while len(out) < wanted:
             roll = rng.random()
@@ -379,7 +404,12 @@ class SalesFloor:
             product=product,
             channel=channel,
             segment=segment,
+            customer_id=self._customer(segment),
         )
+
+    def _customer(self, segment: str) -> str:
+        pool = CUSTOMER_POOL.get(segment, CUSTOMER_POOL["smb"])
+        return f"CU-{segment[:3].upper()}-{self._customers.randrange(1, pool + 1):03d}"
 
     def _new_call(self, ts: float) -> Event:
         rng = self._rng
@@ -429,6 +459,8 @@ class SalesFloor:
         deal.doomed = False
         if not passed:
             self._open_remove(deal)
+            if stage < STALL_BEFORE and self._stalls.random() < self.stall_share:
+                return None  # left in its stage: open, stuck, never closed
             if self.lost_stage is None:
                 return None
             return self._stage_changed(deal, stage, self.lost_stage)

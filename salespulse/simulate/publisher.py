@@ -5,6 +5,13 @@ Messages follow the contract exactly as a CRM would send them: keyed by
 acknowledged by all in-sync replicas before they count as published. The
 floor's clock is the wall clock as measured at start plus monotonic time since,
 so event time never runs backwards even if the system clock is adjusted.
+
+Two ways to run: :func:`publish` puts a compressed floor on the broker at a
+fixed rate (a load generator, and a floor that shows closed deals within
+minutes); :func:`publish_with_history` first backfills the demo floor's
+recent past, as the importer backfills a CRM export (topics created with the
+configured partitions, ``acks=all``, chunks acknowledged before the next),
+and then lets the same floor carry on at a real office's pace.
 """
 
 from __future__ import annotations
@@ -25,14 +32,32 @@ from salespulse.kafka_client import (
 )
 from salespulse.settings import ConfigurationError, Settings
 from salespulse.simulate.floor import DEFAULT_SPEED, Event, SalesFloor, topic_for
-from salespulse.topics import bootstrap_servers
+from salespulse.simulate.history import (
+    HISTORY_DAYS,
+    PER_WORKDAY,
+    demo_floor,
+    demo_pace,
+    history,
+    step,
+)
+from salespulse.topics import BrokerUnavailableError as TopicsUnavailableError
+from salespulse.topics import bootstrap_servers, ensure_topics
 
-__all__ = ["BrokerUnavailableError", "bootstrap_servers", "encode", "publish"]
+__all__ = [
+    "BrokerUnavailableError",
+    "bootstrap_servers",
+    "encode",
+    "publish",
+    "publish_with_history",
+]
 
 CONNECT_TIMEOUT_SECONDS = 30.0
 TICK_SECONDS = 0.1
 PROGRESS_EVERY_SECONDS = 10.0
 PRODUCER = ProducerOptions(client_id="salespulse-simulator", linger_ms=5)
+HISTORY_CHUNK = 2000  # events in flight before waiting for their acknowledgements
+LIVE_TICK_SECONDS = 1.0
+LIVE_NOTE_EVERY_SECONDS = 60.0
 
 
 class BrokerUnavailableError(ConfigurationError):
@@ -115,6 +140,75 @@ async def publish(
                     flush=True,
                 )
             await _pause(stop, TICK_SECONDS)
+    finally:
+        await producer.stop()
+    return published
+
+
+async def publish_with_history(
+    settings: Settings,
+    *,
+    seed: int,
+    days: float = HISTORY_DAYS,
+    per_workday: float = PER_WORKDAY,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Publish the demo floor's last *days* of event time, then carry on live until *stop*.
+
+    Returns how many events were acknowledged. *per_workday* is the new work
+    (deals, calls, ad-hoc tasks) per manager and working day; the moves, tasks
+    and completions it brings come on top, on their own schedule.
+    """
+    if settings.broker is None:
+        raise ValueError("no broker to publish to: resolve settings.broker first")
+    servers = bootstrap_servers(settings.broker)
+    floor = demo_floor(settings, seed)
+    pace = demo_pace(floor, settings, per_workday)
+    try:
+        await ensure_topics(settings.model_copy(update={"startup_timeout_seconds": 30.0}))
+        producer = await connect_producer(
+            settings, PRODUCER, deadline_seconds=CONNECT_TIMEOUT_SECONDS, stop=stop
+        )
+    except (BrokerUnreachableError, TopicsUnavailableError) as exc:
+        raise BrokerUnavailableError(
+            f"{exc}; is it running, and is SALESPULSE_BROKER right?"
+        ) from None
+    if producer is None:
+        return 0
+    started = time.monotonic()
+    started_at = datetime.now(UTC)
+    published = 0
+    try:
+        past = history(floor, pace, end=started_at, days=days)
+        for start in range(0, len(past), HISTORY_CHUNK):
+            if stop is not None and stop.is_set():
+                return published
+            chunk = past[start : start + HISTORY_CHUNK]
+            published += await _send(producer, settings, chunk, servers, published)
+        took = time.monotonic() - started
+        print(
+            f"simulate: {days:g} days of history published: {published} events in {took:.1f}s; "
+            f"{len(floor.managers)} managers carry on at a real floor's pace "
+            f"(about {pace.per_second * 3600:.0f} new events an office hour besides planned work)",
+            file=sys.stderr,
+            flush=True,
+        )
+        last = time.monotonic()
+        next_note = last + LIVE_NOTE_EVERY_SECONDS
+        while not await _pause(stop, LIVE_TICK_SECONDS):
+            clock = time.monotonic()
+            now = started_at + timedelta(seconds=clock - started)
+            events = step(floor, pace, now, clock - last)
+            last = clock
+            if events:
+                published += await _send(producer, settings, events, servers, published)
+            if clock >= next_note:
+                next_note += LIVE_NOTE_EVERY_SECONDS
+                print(
+                    f"simulate: {published} events published, {floor.open_deals} deals open",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
         await producer.stop()
     return published
