@@ -133,6 +133,8 @@ def problems(floor: Floor, *, weeks: float, every_manager_wins: bool) -> list[st
             found += _within(f"{manager} average call (min)", minutes, low, high)
         if figures.deadline_passed >= 40:
             rate = figures.overdue / figures.deadline_passed
-            low, high = (0.3, 0.6) if manager == DELINQUENT else (0.0, 0.3)
+            low, high = (0.3, 0.65) if manager == DELINQUENT else (0.0, 0.4)
             found += _within(f"{manager} overdue rate", rate, low, high)
+            if manager == DELINQUENT and rate <= team.overdue / max(team.deadline_passed, 1):
+                found.append(f"{manager} overdue rate {rate:.2f} not above the team's")
     return found
