@@ -21,7 +21,7 @@ from salespulse.wall.sources import PrometheusSource, Source, WorkersSource
 
 log = logging.getLogger(__name__)
 WINDOWS = ("day", "week", "month")
-DEFAULT_PORT = 9830
+DEFAULT_PORT = 9840
 
 
 class Wall:
