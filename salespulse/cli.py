@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--config", help="TOML configuration (default: the built-in demo floor)")
     demo.add_argument("--metrics-port", type=int, help="port of /metrics (default 9820)")
     demo.add_argument(
+        "--wall-port",
+        type=int,
+        default=9840,
+        help="port of the web wall screen (default 9840; 0: no wall)",
+    )
+    demo.add_argument(
         "--history-days",
         type=float,
         default=30.0,
@@ -242,7 +248,23 @@ def _demo(args: argparse.Namespace) -> int:
             start_new_session=True,
         )
         port = settings.metrics_port
-        wall = f"salespulse wall --url http://localhost:{port}/metrics"
+        helpers = [simulator]
+        wall = "off (--wall-port 0)"
+        if args.wall_port:
+            # The month: early in a week (or on a Monday morning) the week is still thin.
+            helpers.append(
+                subprocess.Popen(
+                    [
+                        *(sys.executable, "-m", "salespulse", "wall", "--window", "month"),
+                        *("--url", f"http://localhost:{port}/metrics"),
+                        *("--port", str(args.wall_port)),
+                    ],
+                    env=env,
+                    preexec_fn=die_with_parent,
+                    start_new_session=True,
+                )
+            )
+            wall = f"http://localhost:{args.wall_port}/"
         print(
             "\n".join(
                 [
@@ -267,12 +289,14 @@ def _demo(args: argparse.Namespace) -> int:
             }
             return run_worker(settings.model_copy(update={"broker": broker.url, **timing}))
         finally:
-            simulator.send_signal(signal.SIGTERM)
-            try:
-                simulator.wait(10)
-            except subprocess.TimeoutExpired:
-                simulator.kill()
-                simulator.wait()
+            for helper in helpers:
+                helper.send_signal(signal.SIGTERM)
+            for helper in helpers:
+                try:
+                    helper.wait(10)
+                except subprocess.TimeoutExpired:
+                    helper.kill()
+                    helper.wait()
 
 
 def _schemas(args: argparse.Namespace) -> int:

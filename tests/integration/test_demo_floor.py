@@ -11,9 +11,12 @@ on a fixed mid-month afternoon).
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
+from typing import Any
+from urllib.request import urlopen
 
 import pytest
 
@@ -32,9 +35,9 @@ WEEKS = {"day": 1 / 5, "week": 1.0, "month": 31 / 7}  # at most, for the volume 
 
 
 def test_the_demo_shows_a_believable_month_within_two_minutes(tmp_path: Path) -> None:
-    port = free_port()
+    port, wall = free_port(), free_port()
     started = time.monotonic()
-    demo = start(["demo", "--metrics-port", str(port)], tmp_path, port)
+    demo = start(["demo", "--metrics-port", str(port), "--wall-port", str(wall)], tmp_path, port)
     try:
 
         def history_plausible() -> list[str] | None:
@@ -49,6 +52,17 @@ def test_the_demo_shows_a_believable_month_within_two_minutes(tmp_path: Path) ->
         print(f"demo believable after {took:.1f}s")
         samples = scrape(port)
         assert len(read(samples, None).managers) == 20
+
+        def wall_shows_the_floor() -> dict[str, Any] | None:
+            try:
+                with urlopen(f"http://127.0.0.1:{wall}/data.json", timeout=5) as answer:
+                    data: dict[str, Any] = json.load(answer)
+            except OSError:
+                return None  # not serving yet
+            return data if len(data.get("managers", [])) == 20 else None
+
+        shown = wait_for(wall_shows_the_floor, timeout=30, what="the wall screen's numbers")
+        assert shown["window"] == "month"
         for window in ("day", "week", "month"):
             floor = read(samples, window)
             if floor.team.closed >= JUDGED_FROM_CLOSED:
@@ -58,7 +72,7 @@ def test_the_demo_shows_a_believable_month_within_two_minutes(tmp_path: Path) ->
         assert demo.returncode == 0, (tmp_path / "demo.log").read_text()[-2000:]
         log = (tmp_path / "demo.log").read_text()
         assert "days of history published" in log
-        assert "salespulse wall --url" in log
+        assert f"http://localhost:{wall}/" in log
     finally:
         if demo.poll() is None:
             demo.kill()

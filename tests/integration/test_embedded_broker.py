@@ -90,8 +90,12 @@ def test_worker_without_broker_never_leaves_the_embedded_broker_behind(
 
 
 def test_demo_serves_per_manager_numbers_and_stops_everything(tmp_path: Path) -> None:
-    port = free_port()
-    demo = start(["demo", "--metrics-port", str(port), "--rate", "50"], tmp_path, port)
+    port, wall = free_port(), free_port()
+    demo = start(
+        ["demo", "--metrics-port", str(port), "--wall-port", str(wall), "--rate", "50"],
+        tmp_path,
+        port,
+    )
     try:
         from tests.support.scrape import scrape, total
 
@@ -108,7 +112,7 @@ def test_demo_serves_per_manager_numbers_and_stops_everything(tmp_path: Path) ->
         spawned = descendants_named(demo.pid, "tansu") + [
             pid for pid in children(demo.pid) if command_name(pid).startswith("python")
         ]
-        assert len(spawned) == 2  # the broker and the simulator
+        assert len(spawned) == 3  # the broker, the simulator and the wall
         demo.send_signal(signal.SIGINT)
         demo.wait(60)
         assert demo.returncode == 0, (tmp_path / "demo.log").read_text()[-2000:]

@@ -23,7 +23,7 @@ def test_an_unknown_option_of_a_command_suggests_the_one_meant(
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert "salespulse demo: error: unrecognized arguments: --port 9900" in err
-    assert "did you mean --metrics-port?" in err
+    assert "did you mean --metrics-port" in err
 
 
 def test_a_misspelt_option_suggests_the_spelling(capsys: pytest.CaptureFixture[str]) -> None:
