@@ -9,6 +9,7 @@ webhook receiver in the test.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -22,6 +23,7 @@ import pytest
 
 from salespulse.broker import EmbeddedBroker
 from salespulse.config import DEMO_CONFIG
+from salespulse.wall.sources import PrometheusSource, WorkersSource
 from schemas.partitioning import partition_for
 from tests.support.dashboards import iter_queries, load_dashboards, render_expr
 from tests.support.kafka import publish_events, publish_raw, publish_to_partition
@@ -226,6 +228,22 @@ def test_rules_dashboards_and_alerts_against_the_running_stack(
         # Every query of every dashboard panel returns data, for some team and window.
         missing = wait_for_all_dashboard_data(prometheus)
         assert missing == [], "queries without data:\n" + "\n".join(missing)
+
+        # The web wall, read from the recording rules, shows what it shows when read
+        # from the worker itself: the spike manager's half of tasks overdue today.
+        def wall_spike(source: PrometheusSource | WorkersSource) -> dict[str, Any] | None:
+            shown = asyncio.run(source.read("day"))["managers"]
+            return next((m for m in shown if m["manager"] == "s-3" and m["overdue_rate"]), None)
+
+        ruled = wait_for(
+            lambda: wall_spike(PrometheusSource(f"http://127.0.0.1:{prometheus.port}")),
+            timeout=60,
+            what="the spike on the wall read from Prometheus",
+        )
+        direct = wall_spike(WorkersSource([f"http://127.0.0.1:{worker.metrics_port}/metrics"]))
+        assert direct is not None
+        assert ruled["overdue_rate"] == direct["overdue_rate"] == 0.5
+        assert ruled["grades"]["overdue_rate"] == direct["grades"]["overdue_rate"]
     finally:
         prometheus.stop()
         alertmanager.stop()
