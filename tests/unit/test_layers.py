@@ -36,6 +36,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "streams/task_quality.py",
             "streams/aggregate.py",
             "streams/processor.py",
+            "salespulse/forecast/__init__.py",
+            "salespulse/forecast/model.py",
         ),
     ),
     (
@@ -84,6 +86,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "salespulse/simulate/",
             "salespulse/report/",
             "salespulse/wall/",
+            "salespulse/forecast/",
         ),
     ),
 )
