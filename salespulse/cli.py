@@ -115,6 +115,14 @@ def _parser() -> argparse.ArgumentParser:
         commands.add_parser("report", help="reports read from Prometheus (interventions)")
     )
 
+    from salespulse.forecast.command import add_forecast_arguments
+
+    add_forecast_arguments(
+        commands.add_parser(
+            "forecast", help="backtest the month's pipeline forecast on a CRM export (CSV)"
+        )
+    )
+
     schemas = commands.add_parser("schemas", help="the event contract as JSON Schema")
     schema_commands = schemas.add_subparsers(dest="schemas_command", required=True)
     export = schema_commands.add_parser("export", help="write one JSON Schema per event type")
@@ -149,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
             from salespulse.report.command import run_report
 
             return run_report(args)
+        if args.command == "forecast":
+            from salespulse.forecast.command import forecast_command
+
+            return forecast_command(args)
         if args.command == "wall":
             from salespulse.wall import wall_command
 
