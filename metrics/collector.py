@@ -357,6 +357,11 @@ TEAM_PERIOD_GAUGES: dict[str, Family] = {
 OPEN_DEALS = Family(
     "salespulse_open_deals", "Open deals by their current stage.", ("pipeline", "stage")
 )
+OPEN_DEALS_AMOUNT = Family(
+    "salespulse_open_deals_amount",
+    "Amount of the open deals by their current stage (deals without an amount count 0).",
+    ("pipeline", "stage"),
+)
 STUCK_DEALS = Family(
     "salespulse_stuck_deals",
     "Open deals longer in their current stage than the stage's stuck_after_days.",

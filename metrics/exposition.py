@@ -29,6 +29,7 @@ from metrics.collector import (
     COUNTERS,
     HISTOGRAMS,
     OPEN_DEALS,
+    OPEN_DEALS_AMOUNT,
     OPEN_DEALS_BY_AGE,
     OPEN_TASKS,
     OPEN_TASKS_OVERDUE,
@@ -45,6 +46,7 @@ from salespulse.settings import KpiTargets, MonthlyPlan, Settings
 from streams.buckets import HISTOGRAM_BUCKETS, STAGE_DURATION_BUCKETS
 from streams.cells import Cells, metric_cells, slot_of
 from streams.entities import OPEN_DEAL_AGE, OPEN_OVERDUE_TASK, OPEN_TASK
+from streams.entities import OPEN_DEALS_AMOUNT as OPEN_DEALS_AMOUNT_CELLS
 from streams.periods import WINDOWS, period_of
 from streams.state import ManagerState, Record, RejectedState
 
@@ -175,6 +177,7 @@ class StateExposition:
         for histogram in HISTOGRAMS:
             yield from _histograms(managers, histogram)
         yield from _gauges(managers, OPEN_DEALS, "open_deals")
+        yield from _gauges(managers, OPEN_DEALS_AMOUNT, OPEN_DEALS_AMOUNT_CELLS)
         yield from _gauges(managers, STUCK_DEALS, "stuck_deals")
         yield from _open_deal_ages(managers)
         for family, cell in ((OPEN_TASKS, OPEN_TASK), (OPEN_TASKS_OVERDUE, OPEN_OVERDUE_TASK)):
@@ -350,6 +353,33 @@ class StateExposition:
                 )
                 previous = stage
         yield "".join(lines)
+        yield from self._follows()
+
+    def _follows(self) -> Iterator[str]:
+        """Which open stages lie at or after each open stage, per team, for the forecast.
+
+        A deal's remaining time to close is the sum of the team's usual times in
+        the open stages still ahead of it. PromQL cannot cross every team with
+        every pair of stages (no join is many-to-many), so the pairs are
+        exported per team: the configured teams and "" (managers known only
+        from events), one series per team and pair.
+        """
+        name = "salespulse_funnel_stage_follows"
+        yield _header(
+            name,
+            "1 for every open stage later_stage at or after stage in the funnel, per team.",
+            "gauge",
+        )
+        teams = sorted({*self._teams.values(), ""})
+        lines: list[str] = []
+        for pipeline_name, pipeline in sorted(self._settings.pipelines.items()):
+            open_stages = [stage for stage in pipeline.stages if stage not in pipeline.won]
+            head = f'pipeline="{escape(pipeline_name)}"'
+            for position, stage in enumerate(open_stages):
+                for later in open_stages[position:]:
+                    tail = f'later_stage="{escape(later)}",{head},stage="{escape(stage)}"'
+                    lines.extend(f'{name}{{{tail},team="{escape(team)}"}} 1.0\n' for team in teams)
+        yield "".join(lines)
 
     def _plan_series(self) -> Iterator[str]:
         """Monthly plans: the team default and each configured manager's effective plan."""
@@ -391,6 +421,14 @@ class StateExposition:
             passed = (now.timestamp() - period.start.timestamp()) / span
             lines.append(f'{name}{{window="{window}"}} {number(min(1.0, max(0.0, passed)))}\n')
         yield "".join(lines)
+        name = "salespulse_calendar_month_seconds_left"
+        yield _header(
+            name,
+            "Seconds until the end of the current calendar month, for the forecast's horizon.",
+            "gauge",
+        )
+        month = period_of(now, "month", self._zone)
+        yield f"{name} {number(max(0.0, month.end_epoch - now.timestamp()))}\n"
 
 
 @dataclass(frozen=True, slots=True)

@@ -276,6 +276,22 @@ class Intervention(BaseModel):
         return self
 
 
+class Forecast(BaseModel):
+    """How the weighted pipeline forecast learns from history (``[forecast]``).
+
+    The chance that a deal in a stage is won is the team's won / reached that
+    stage over the last ``look_back_days``, or the manager's own once the
+    manager reached the stage with at least ``min_own_deals`` deals in that
+    time. The recording rules are written for the defaults (a PromQL offset
+    is a literal): tests/unit/deploy/test_forecast_rules.py keeps them equal.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    look_back_days: int = Field(default=90, ge=1)
+    min_own_deals: int = Field(default=30, ge=1)
+
+
 _config_file: ContextVar[Path | None] = ContextVar("salespulse_config_file", default=None)
 
 
@@ -344,6 +360,7 @@ class Settings(BaseSettings):
     plan: MonthlyPlan = MonthlyPlan()  # team default of every manager's monthly plan
     labels: LabelLimits = LabelLimits()
     task_standards: TaskStandards = TaskStandards()
+    forecast: Forecast = Forecast()
 
     # Coaching and other interventions, dated, for the before/after report and annotations
     interventions: tuple[Intervention, ...] = ()

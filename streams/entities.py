@@ -17,6 +17,9 @@ from typing import Any
 from streams.buckets import STAGE_DURATION_BUCKETS
 
 CellKey = tuple[str, ...]  # a metric's short name, then its label values
+# A current-state gauge cell and what one item counts in it: 1 for a count, the deal's
+# amount for the open pipeline's value.
+GaugeCell = tuple[CellKey, float]
 
 # What an item waits for (Alarms), each passed by the clock named.
 TASK_DEADLINE = "l"  # tasks clock: an unscheduled deadline passed, the task done or not
@@ -30,6 +33,7 @@ AGE_BAND = "a"  # deals clock: an open deal's time in its stage passes the next 
 Alarms = tuple[tuple[str, float], ...]  # (kind of wait, epoch seconds)
 
 OPEN_DEAL_AGE = "open_deal_age"  # (pipeline, stage, age band): open deals by time in stage
+OPEN_DEALS_AMOUNT = "open_deals_amount"  # (pipeline, stage): open deals' amount, the forecast's
 
 
 def customer_key(customer_id: str) -> int:
@@ -46,6 +50,8 @@ def customer_key(customer_id: str) -> int:
 
 OPEN_TASK: CellKey = ("open_tasks",)
 OPEN_OVERDUE_TASK: CellKey = ("open_tasks_overdue",)
+_OPEN_TASK_CELLS: tuple[GaugeCell, ...] = ((OPEN_TASK, 1.0),)
+_OPEN_OVERDUE_TASK_CELLS: tuple[GaugeCell, ...] = ((OPEN_TASK, 1.0), (OPEN_OVERDUE_TASK, 1.0))
 
 
 @dataclass(slots=True)
@@ -171,17 +177,23 @@ class DealState:
         age = clock - self.stage_entered_at
         return sum(1 for bound in STAGE_DURATION_BUCKETS if bound < age)
 
-    def open_cells(self) -> tuple[CellKey, ...]:
-        """The current-state gauge cells this deal counts in."""
+    def open_cells(self) -> tuple[GaugeCell, ...]:
+        """The current-state gauge cells this deal counts in, and how much in each.
+
+        An open deal counts 1 in its stage and its age band, and its amount (0
+        without one) in the stage's open amount, which the pipeline forecast
+        weighs by the chance of winning from that stage; moved with the deal
+        when its stage or amount changes.
+        """
         if self.outcome is None and self.stage is not None:
-            age = (OPEN_DEAL_AGE, self.pipeline, self.stage, str(self.age_band))
+            cells: tuple[GaugeCell, ...] = (
+                (("open_deals", self.pipeline, self.stage), 1.0),
+                ((OPEN_DEALS_AMOUNT, self.pipeline, self.stage), self.amount or 0.0),
+                ((OPEN_DEAL_AGE, self.pipeline, self.stage, str(self.age_band)), 1.0),
+            )
             if self.stuck:
-                return (
-                    ("open_deals", self.pipeline, self.stage),
-                    ("stuck_deals", self.pipeline, self.stage),
-                    age,
-                )
-            return (("open_deals", self.pipeline, self.stage), age)
+                return (*cells, (("stuck_deals", self.pipeline, self.stage), 1.0))
+            return cells
         return ()
 
 
@@ -243,12 +255,12 @@ class TaskState:
             found += ((COMPLETION_WAIT, self.completed_at),)
         return found
 
-    def open_cells(self) -> tuple[CellKey, ...]:
+    def open_cells(self) -> tuple[GaugeCell, ...]:
         if not self.is_open:
             return ()
         if self.overdue:
-            return OPEN_TASK, OPEN_OVERDUE_TASK
-        return (OPEN_TASK,)
+            return _OPEN_OVERDUE_TASK_CELLS
+        return _OPEN_TASK_CELLS
 
 
 @dataclass(slots=True)

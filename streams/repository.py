@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, Protocol, TypeVar
 
-from streams.entities import CallIds, CellKey, DealState, TaskState
+from streams.entities import CallIds, CellKey, DealState, GaugeCell, TaskState
 
 Name = str | int  # a deal or task id, or a call day's ordinal
 
@@ -135,7 +135,7 @@ class Manager(Protocol):
 
     def add(self, cell: CellKey, amount: float = 1.0) -> None: ...
 
-    def shift(self, before: tuple[CellKey, ...], after: tuple[CellKey, ...]) -> None:
+    def shift(self, before: tuple[GaugeCell, ...], after: tuple[GaugeCell, ...]) -> None:
         """Move an item's contribution to the current-state gauges."""
         ...
 

@@ -40,6 +40,7 @@ from streams.entities import (
     CallIds,
     CellKey,
     DealState,
+    GaugeCell,
     TaskState,
 )
 from streams.items import Item, Items
@@ -50,6 +51,10 @@ ItemT = TypeVar("ItemT", bound=Item)
 SEP = "\x1f"
 _SEP = SEP.encode()
 
+
+# What a gauge cell may hold once its last item has left: float rounding of the amounts
+# added and taken away, relative to the cell's size.
+_LEFTOVER = 1e-9
 
 FORMAT = 2  # version 1 kept deals, tasks and event ids inside one manager record
 
@@ -156,18 +161,24 @@ class ManagerState:
     def add(self, cell: CellKey, amount: float = 1.0) -> None:
         self.counters.add(cell, amount)
 
-    def shift(self, before: tuple[CellKey, ...], after: tuple[CellKey, ...]) -> None:
-        """Move an item's contribution to the current-state gauges."""
+    def shift(self, before: tuple[GaugeCell, ...], after: tuple[GaugeCell, ...]) -> None:
+        """Move an item's contribution to the current-state gauges.
+
+        A cell goes when what is left of it is no more than rounding: amounts
+        are floats, and the last deal leaving a stage must leave no series of
+        a few millionths of a cent behind.
+        """
         if before == after:
             return
         gauges = self.gauges
-        for cell in before:
-            if gauges.get(cell, 0.0) > 1.0:
-                gauges.add(cell, -1.0)
+        for cell, weight in before:
+            value = gauges.get(cell, 0.0)
+            if value - weight > _LEFTOVER * max(1.0, abs(value)):
+                gauges.add(cell, -weight)
             else:
                 gauges.pop(cell, None)
-        for cell in after:
-            gauges.add(cell)
+        for cell, weight in after:
+            gauges.add(cell, weight)
 
     def open_period(self, key: str, end: float) -> OpenPeriod:
         period = self.periods.get(key)

@@ -64,6 +64,8 @@ CONFIG_FAMILIES = frozenset(
         "salespulse_manager_info",
         "salespulse_funnel_stage_info",
         "salespulse_calendar_elapsed_ratio",
+        "salespulse_calendar_month_seconds_left",
+        "salespulse_funnel_stage_follows",
         *MARKER_FAMILIES,  # interventions and KPI changes, for annotations
     }
 )

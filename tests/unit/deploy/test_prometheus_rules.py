@@ -48,6 +48,7 @@ GAUGES = (
     | {family.name for family in collector.TEAM_PERIOD_GAUGES.values()}
     | {
         collector.OPEN_DEALS.name,
+        collector.OPEN_DEALS_AMOUNT.name,
         collector.STUCK_DEALS.name,
         collector.OPEN_DEALS_BY_AGE.name,
         collector.OPEN_TASKS.name,
@@ -55,6 +56,8 @@ GAUGES = (
         "salespulse_kpi_target",
         "salespulse_plan_target",
         "salespulse_calendar_elapsed_ratio",
+        "salespulse_calendar_month_seconds_left",
+        "salespulse_funnel_stage_follows",
         "salespulse_manager_info",
         "salespulse_funnel_stage_info",
     }

@@ -214,8 +214,14 @@ def test_no_records_no_state_samples_only_configuration() -> None:
     result = scrape([])
 
     # no managers configured, no KPIs, no plan
-    assert set(result) == {"salespulse_funnel_stage_info", "salespulse_calendar_elapsed_ratio"}
+    assert set(result) == {
+        "salespulse_funnel_stage_info",
+        "salespulse_funnel_stage_follows",
+        "salespulse_calendar_elapsed_ratio",
+        "salespulse_calendar_month_seconds_left",
+    }
     assert len(result["salespulse_funnel_stage_info"]) == 9
+    assert len(result["salespulse_funnel_stage_follows"]) == 8 * 9 // 2  # team "" only
 
 
 # -- two managers -----------------------------------------------------------------
@@ -345,7 +351,9 @@ def test_rejected_records_alone_create_no_manager_series() -> None:
     assert set(result) == {
         "salespulse_events_total",
         "salespulse_funnel_stage_info",
+        "salespulse_funnel_stage_follows",
         "salespulse_calendar_elapsed_ratio",
+        "salespulse_calendar_month_seconds_left",
     }
 
 

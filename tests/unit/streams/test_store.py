@@ -143,6 +143,7 @@ def test_a_write_cut_after_the_cores_restores_the_items_from_them() -> None:
     assert deal.stage == "proposal"
     assert h.manager("m-a").gauges == {
         ("open_deals", "default", "proposal"): 1.0,
+        ("open_deals_amount", "default", "proposal"): 100.0,
         ("open_deal_age", "default", "proposal", "0"): 1.0,
     }
     # The deal taken from the core is written with the next write, on its own too.
@@ -227,6 +228,7 @@ def test_a_changelog_of_format_1_is_read() -> None:
     assert restored.stage == "proposal"
     assert state.gauges == {
         ("open_deals", "default", "proposal"): 1.0,
+        ("open_deals_amount", "default", "proposal"): 0.0,  # the deal has no amount
         ("open_deal_age", "default", "proposal", "0"): 1.0,
     }
     h.run(CALLS, [h.message(CALLS, call("m-a", "call-1", 60, at))])  # seen before the upgrade
