@@ -538,6 +538,24 @@ def _department_row(record: str, plan: str) -> str:
     return f'label_replace({_plan_column(record, plan)}, "team", "Department", "", "")'
 
 
+# The forecast of this month's won value (mean, 10th and 90th percentile) as a share of
+# the won-value plan, beside attainment and pace (deploy/prometheus: salespulse_forecast).
+FORECAST_COLUMNS = {
+    "Value #D": "Forecast vs plan (won value)",
+    "Value #E": "Forecast low (p10)",
+    "Value #F": "Forecast high (p90)",
+}
+
+
+def _forecast_columns(level: str, plan: str, selector: str = "", on: str = "") -> list[str]:
+    """Queries D, E, F: the forecast's mean, p10 and p90 over the won-value plan *plan*
+    (already aggregated to the forecast's own labels)."""
+    return [
+        f"{level}:salespulse_forecast_won_amount:{stat}{selector}\n/ {on}({plan} > 0)"
+        for stat in ("sum", "p10", "p90")
+    ]
+
+
 def _plan_row() -> list[c.PanelBuilder]:
     top = 58
     height = 10
@@ -559,11 +577,28 @@ def _plan_row() -> list[c.PanelBuilder]:
             "The team's managers ranked by won value against their monthly plan, with "
             "deals closed (won + lost) against plan, and how far ahead (+) or behind "
             "(-) the pace they are in points: the pace is the share of the month that "
-            "has passed, where a manager on plan would be by now.",
+            "has passed, where a manager on plan would be by now. The forecast is the "
+            "won value expected by the month's end (won so far plus each open deal's "
+            "amount times its chance of being won this month), with its 10th-90th "
+            "percentile range, against the won-value plan.",
             [
                 c.instant_table(_plan_column(attainment, "won_amount", team)),
                 c.instant_table(_plan_column(attainment, "deals_closed", team), "B"),
                 c.instant_table(_plan_column(gap, "won_amount", team), "C"),
+                *(
+                    c.instant_table(expr, ref)
+                    for expr, ref in zip(
+                        _forecast_columns(
+                            "manager",
+                            "max by (manager) (manager_plan:salespulse_plan_target:effective"
+                            '{plan="won_amount"})',
+                            '{team="$team"}',
+                            "on (manager) group_left () ",
+                        ),
+                        "DEF",
+                        strict=True,
+                    )
+                ),
             ],
             unit=c.RATIO,
             transformations=[
@@ -573,8 +608,8 @@ def _plan_row() -> list[c.PanelBuilder]:
                 ),
                 c.organize(
                     exclude=["Time", "manager", "team"],
-                    rename={"name": "Manager", **columns},
-                    first=["name", "Value #A", "Value #B", "Value #C"],
+                    rename={"name": "Manager", **columns, **FORECAST_COLUMNS},
+                    first=["name", "Value #A", "Value #B", "Value #C", *FORECAST_COLUMNS],
                 ),
             ],
             no_value="No monthly plan in the company file",
@@ -584,7 +619,8 @@ def _plan_row() -> list[c.PanelBuilder]:
             "Plan by team, this month",
             "Every team, whatever team is on screen, and the whole department: won "
             "value and deals closed against the sum of their managers' monthly plans, "
-            "and how far ahead (+) or behind (-) the pace in points.",
+            "how far ahead (+) or behind (-) the pace in points, and the forecast of "
+            "the month's won value with its 10th-90th percentile range, against plan.",
             [
                 c.instant_table(
                     f"{_plan_column(team_attainment, 'won_amount')}\n"
@@ -600,6 +636,26 @@ def _plan_row() -> list[c.PanelBuilder]:
                     f"or {_department_row(department_gap, 'won_amount')}",
                     "C",
                 ),
+                *(
+                    c.instant_table(
+                        f"{team_expr}\nor label_replace({department_expr}, "
+                        '"team", "Department", "", "")',
+                        ref,
+                    )
+                    for team_expr, department_expr, ref in zip(
+                        _forecast_columns(
+                            "team",
+                            "max by (team) "
+                            '(team_plan:salespulse_plan_target:sum{plan="won_amount"})',
+                        ),
+                        _forecast_columns(
+                            "department",
+                            'sum(team_plan:salespulse_plan_target:sum{plan="won_amount"})',
+                        ),
+                        "DEF",
+                        strict=True,
+                    )
+                ),
             ],
             unit=c.RATIO,
             transformations=[
@@ -609,8 +665,8 @@ def _plan_row() -> list[c.PanelBuilder]:
                 ),
                 c.organize(
                     exclude=["Time"],
-                    rename={"team": "Team", **columns},
-                    first=["team", "Value #A", "Value #B", "Value #C"],
+                    rename={"team": "Team", **columns, **FORECAST_COLUMNS},
+                    first=["team", "Value #A", "Value #B", "Value #C", *FORECAST_COLUMNS],
                 ),
             ],
             no_value="No monthly plan in the company file",

@@ -275,23 +275,38 @@ def test_plan_leaderboard_ranks_the_team_and_the_team_view_spans_the_department(
     dashboards: dict[str, JSONObject],
 ) -> None:
     """Plans are monthly: both panels ignore the period on screen; the leaderboard is
-    the team on screen, the team view every team and the department."""
+    the team on screen, the team view every team and the department. Beside attainment
+    and pace, each shows the month's won-value forecast and its range against plan."""
     panels = panels_by_title(dashboards[SALES_FLOOR])
     board = exprs(panels["Plan leaderboard, this month"])
     teams = exprs(panels["Plan by team, this month"])
-    assert len(board) == len(teams) == 3
+    assert len(board) == len(teams) == 6
     for expr in board:
         assert 'team="$team"' in expr, expr
+    for expr in board[:3]:
         assert query_metric_names(expr) <= {
             "manager_plan:salespulse_plan_attainment:ratio",
             "manager_plan:salespulse_plan_pace_gap:ratio",
         }, expr
+    for expr, stat in zip(board[3:], ("sum", "p10", "p90"), strict=True):
+        assert query_metric_names(expr) == {
+            f"manager:salespulse_forecast_won_amount:{stat}",
+            "manager_plan:salespulse_plan_target:effective",
+        }, expr
+        assert 'plan="won_amount"' in expr, expr
+    for expr, stat in zip(teams[3:], ("sum", "p10", "p90"), strict=True):
+        assert query_metric_names(expr) == {
+            f"team:salespulse_forecast_won_amount:{stat}",
+            f"department:salespulse_forecast_won_amount:{stat}",
+            "team_plan:salespulse_plan_target:sum",
+        }, expr
     for expr in teams:
         assert "$team" not in expr, expr
         assert '"team", "Department"' in expr, expr
+    for expr in [*board[:3], *teams[:3]]:
+        assert "max without (plan)" in expr, expr
     for expr in [*board, *teams]:
         assert "$window" not in expr, expr
-        assert "max without (plan)" in expr, expr
     sort = panels["Plan leaderboard, this month"]["transformations"][1]["options"]["sort"]
     assert sort == [{"field": "Value #A", "desc": True}]
 
