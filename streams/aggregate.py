@@ -287,8 +287,11 @@ class Aggregator:
         return changed
 
     def index(self, state: Manager) -> None:
-        """Find a manager's next deadlines again (after its state is restored)."""
+        """Find a manager's next deadlines again (after its state is restored), and its
+        gauges too when the record they came from predates some of their cells."""
         state.restored = False
+        if state.gauges_outdated:
+            state.rebuild_gauges()
         state.next_check = self._next_check(state)
         state.next_deal_check = self._earliest(state, self.deals_clock)
 

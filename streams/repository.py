@@ -102,6 +102,8 @@ class Manager(Protocol):
     labels: dict[str, list[str]]
     # Restored from the changelog, its next deadlines not yet found again.
     restored: bool
+    # Restored from a core whose gauges miss cells its items count in now.
+    gauges_outdated: bool
 
     @property
     def manager_id(self) -> str: ...
@@ -134,6 +136,10 @@ class Manager(Protocol):
     def owed(self) -> Owed: ...
 
     def add(self, cell: CellKey, amount: float = 1.0) -> None: ...
+
+    def rebuild_gauges(self) -> None:
+        """Count the current-state gauges again from every item."""
+        ...
 
     def shift(self, before: tuple[GaugeCell, ...], after: tuple[GaugeCell, ...]) -> None:
         """Move an item's contribution to the current-state gauges."""

@@ -57,6 +57,10 @@ _SEP = SEP.encode()
 _LEFTOVER = 1e-9
 
 FORMAT = 2  # version 1 kept deals, tasks and event ids inside one manager record
+# Which current-state gauge cells a core record's gauges hold: 2 added open deals by
+# age band and by amount. A core written before holds fewer than its items count in:
+# the manager's gauges are rebuilt from its items before it is used (rebuild_gauges).
+GAUGE_CELLS = 2
 
 
 @dataclass(slots=True)
@@ -148,6 +152,8 @@ class ManagerState:
     # Restored from the changelog, its next deadlines not yet found again (the domain
     # does that before it uses the manager: streams.aggregate.Aggregator.index).
     restored: bool = False
+    # Its gauges were written before the cells its items count in now (GAUGE_CELLS).
+    gauges_outdated: bool = False
     deals: Items[DealState] = field(init=False)
     tasks: Items[TaskState] = field(init=False)
     calls: Items[CallIds] = field(init=False)  # keyed by local day ordinal
@@ -179,6 +185,16 @@ class ManagerState:
                 gauges.pop(cell, None)
         for cell, weight in after:
             gauges.add(cell, weight)
+
+    def rebuild_gauges(self) -> None:
+        """Count the current-state gauges again from every deal and task; once, for a
+        core restored from a record written before the gauges held all their cells."""
+        self.gauges = Cells()
+        for _, deal in self.deals.peek_all():
+            self.shift((), deal.open_cells())
+        for _, task in self.tasks.peek_all():
+            self.shift((), task.open_cells())
+        self.gauges_outdated = False
 
     def open_period(self, key: str, end: float) -> OpenPeriod:
         period = self.periods.get(key)
@@ -294,6 +310,7 @@ def encode_core(
         "P": {key: _period_entry(p, cells) for key, p in state.periods.items()},
         "h": cells.rows(state.histograms),
         "g": cells.rows(state.gauges),
+        "G": 1 if state.gauges_outdated else GAUGE_CELLS,
         "n": state.next_check if state.next_check != float("inf") else None,
         "N": state.next_deal_check if state.next_deal_check != float("inf") else None,
         "D": cells.pairs((counter, at) for at, counter in state.owed),
@@ -358,6 +375,7 @@ def decode_core(raw: bytes) -> CoreRecord:
         histograms=cells.series(body["h"]),
         gauges=cells.cells(body["g"]),
     )
+    state.gauges_outdated = body.get("G", 1) < GAUGE_CELLS
     # Absent from records written before deadlines were scheduled in the core.
     state.owed = Schedule((at, counter) for counter, at in cells.pairs(body.get("D", [])))
     embedded = {kind.encode(): items for kind, items in body["e"].items()}
