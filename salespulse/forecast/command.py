@@ -78,8 +78,18 @@ def add_forecast_arguments(parser: argparse.ArgumentParser) -> None:
         help="value open deals without an amount at their product's price "
         "(columns product, sales_price)",
     )
-    parser.add_argument("--look-back-days", type=float, default=float(LOOK_BACK_DAYS))
-    parser.add_argument("--min-own-deals", type=float, default=float(MIN_OWN_DEALS))
+    parser.add_argument(
+        "--look-back-days",
+        type=float,
+        help=f"days of history a win rate is learned from (default: the company file's "
+        f"[forecast] look_back_days, {LOOK_BACK_DAYS})",
+    )
+    parser.add_argument(
+        "--min-own-deals",
+        type=float,
+        help=f"deals a manager's own win rate needs (default: [forecast] min_own_deals, "
+        f"{MIN_OWN_DEALS})",
+    )
 
 
 def forecast_command(args: argparse.Namespace) -> int:
@@ -104,6 +114,10 @@ def _backtest(args: argparse.Namespace, out: TextIO) -> int:
     if config is None and builtin is not None:
         config = str(BUILTIN_COMPANY_CONFIGS[builtin])
     settings = load_settings(config=config)
+    if args.look_back_days is None:
+        args.look_back_days = float(settings.forecast.look_back_days)
+    if args.min_own_deals is None:
+        args.min_own_deals = float(settings.forecast.min_own_deals)
     warning = check_pipeline(mapping, settings)
     if warning:
         raise ConfigurationError(warning)

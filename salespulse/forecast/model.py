@@ -34,9 +34,12 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from salespulse.settings import Forecast as ForecastSettings
+
 Z90 = 1.2816  # the standard normal's 90th percentile: p10/p90 = mean -+ Z90 sd
-LOOK_BACK_DAYS = 90
-MIN_OWN_DEALS = 30
+# The company file's defaults ([forecast]), which the recording rules are written for.
+LOOK_BACK_DAYS = ForecastSettings().look_back_days
+MIN_OWN_DEALS = ForecastSettings().min_own_deals
 
 
 def ratio(won: float, reached: float) -> float:
