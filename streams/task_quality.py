@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from salespulse.settings import TaskStandard
 
@@ -57,12 +58,14 @@ def word_count(text: str) -> int:
 
 def names_method(text: str, methods: tuple[str, ...]) -> bool:
     """Whether *text* names one of *methods* as whole words, in any case."""
-    for method in methods:
-        words = [re.escape(word) for word in method.split()]
-        pattern = r"(?<!\w)" + r"\s+".join(words) + r"(?!\w)"
-        if re.search(pattern, text, re.IGNORECASE):
-            return True
-    return False
+    return bool(methods) and _methods_pattern(methods).search(text) is not None
+
+
+@lru_cache(maxsize=256)
+def _methods_pattern(methods: tuple[str, ...]) -> re.Pattern[str]:
+    """One pattern for a standard's method phrases: built once, not at every task."""
+    phrases = [r"\s+".join(re.escape(word) for word in method.split()) for method in methods]
+    return re.compile(r"(?<!\w)(?:" + "|".join(phrases) + r")(?!\w)", re.IGNORECASE)
 
 
 def has_placeholder(text: str) -> bool:
