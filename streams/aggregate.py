@@ -508,7 +508,7 @@ class Aggregator:
         """Count the deal's customer once in each open period of the win, by pipeline and
         segment, and, the first time in its calendar month, in the all-history counter.
 
-        Each period remembers the customers it counted (OpenPeriod.customers), so a
+        Each period remembers the customers it counted (OpenPeriod.note_customer), so a
         second deal won with the same customer adds nothing; a deal closes once, so a
         won event delivered twice never comes here twice. The counter counts a customer
         once per manager and month: its 30 days (x - x offset 30d) count a customer won
@@ -521,9 +521,8 @@ class Aggregator:
             periods_of(datetime.fromtimestamp(at, self.zone), self.zone)[2].key
         )
         for period in periods:
-            if won in period.customers:
+            if not period.note_customer(won):
                 continue
-            period.customers.add(won)
             period.cells.add(("won_customers", deal.pipeline, deal.segment))
             if period is month:
                 state.add(("segment_won_customers_total", deal.pipeline, deal.segment))

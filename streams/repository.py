@@ -46,8 +46,9 @@ class OpenPeriod(Protocol):
     @property
     def cells(self) -> Counters: ...
 
-    @property
-    def customers(self) -> set[WonCustomer]: ...
+    def note_customer(self, won: WonCustomer) -> bool:
+        """Remember a customer won in the period; whether it is the first time."""
+        ...
 
 
 class ItemMap(Protocol[T]):

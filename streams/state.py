@@ -71,7 +71,19 @@ class OpenPeriod:
 
     end: float  # epoch seconds, exclusive
     cells: Cells = field(default_factory=Cells)
-    customers: set[tuple[str, str, int]] = field(default_factory=set)
+    # None until the first customer is won: an empty set costs 216 bytes, and a
+    # manager holds several open periods, most of them with no customer won.
+    customers: set[tuple[str, str, int]] | None = None
+
+    def note_customer(self, won: tuple[str, str, int]) -> bool:
+        """Remember a customer won in the period; whether it is the first time."""
+        if self.customers is None:
+            self.customers = {won}
+            return True
+        if won in self.customers:
+            return False
+        self.customers.add(won)
+        return True
 
 
 def _customer_rows(customers: set[tuple[str, str, int]]) -> list[list[Any]]:
@@ -96,8 +108,8 @@ def _period_entry(period: OpenPeriod, cells: Writer) -> list[Any]:
 def _period_of(entry: list[Any], cells: Reader) -> OpenPeriod:
     """An open period from its core record entry; one written before customers were
     kept (no third element) has none."""
-    customers = _customers_of(entry[2]) if len(entry) > 2 else set()
-    return OpenPeriod(entry[0], cells.cells(entry[1]), customers)
+    customers = _customers_of(entry[2]) if len(entry) > 2 else None
+    return OpenPeriod(entry[0], cells.cells(entry[1]), customers or None)
 
 
 ENGINES = ("memory", "rocksdb")
