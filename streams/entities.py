@@ -72,6 +72,9 @@ class RegulationCheck:
     met: bool = False
 
 
+_TAIL_DEFAULTS: tuple[Any, ...] = (None, False, 0, None)  # stuck_at, stuck, age_band, customer
+
+
 @dataclass(slots=True)
 class DealState:
     """What salespulse remembers of one deal until it is closed and expired."""
@@ -122,11 +125,20 @@ class DealState:
             [list(entry) for entry in self.pending],
             [[c.stage, c.task_type, c.deadline, c.entered_at, c.met] for c in self.checks],
             self.ids,
-            self.stuck_at,
-            self.stuck,
-            self.age_band,
-            self.customer,
+            *self._tail(),
         ]
+
+    def _tail(self) -> list[Any]:
+        """The fields added since, without the trailing ones still at their defaults:
+        most open deals are not stuck, in their first age band and without a customer,
+        and a million deals carry those bytes in memory and in every changelog record
+        (``from_list`` reads a shorter list as those defaults)."""
+        tail: list[Any] = [self.stuck_at, self.stuck, self.age_band, self.customer]
+        while tail and tail[-1] == _TAIL_DEFAULTS[len(tail) - 1]:
+            tail.pop()
+        if len(tail) == 1:
+            tail.append(self.stuck)  # stuck_at and stuck are read as a pair
+        return tail
 
     @classmethod
     def from_list(cls, items: list[Any]) -> DealState:
