@@ -288,6 +288,17 @@ def sort_rows(field: str, *, numeric: bool = False) -> list[dashboard_models.Dat
     return steps
 
 
+def merged_rows(
+    descending_by: str,
+) -> list[dashboard_models.DataTransformerConfig]:
+    """One row per label set out of a table's instant queries, the largest
+    *descending_by* first (a field such as "Value #A")."""
+    return [
+        transformation("merge", {}),
+        transformation("sortBy", {"fields": {}, "sort": [{"field": descending_by, "desc": True}]}),
+    ]
+
+
 def keep_fields(names: Sequence[str]) -> list[dashboard_models.DataTransformerConfig]:
     """Keep only *names*, in that order (a bar gauge names each row by its text fields)."""
     return [

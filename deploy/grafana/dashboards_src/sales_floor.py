@@ -363,10 +363,7 @@ def _conversion_row() -> list[c.PanelBuilder]:
             ],
             unit=c.RATIO,
             transformations=[
-                c.transformation("merge", {}),
-                c.transformation(
-                    "sortBy", {"fields": {}, "sort": [{"field": "Value #C", "desc": True}]}
-                ),
+                *c.merged_rows("Value #C"),
                 c.organize(
                     exclude=[
                         "Time",
@@ -602,10 +599,7 @@ def _plan_row() -> list[c.PanelBuilder]:
             ],
             unit=c.RATIO,
             transformations=[
-                c.transformation("merge", {}),
-                c.transformation(
-                    "sortBy", {"fields": {}, "sort": [{"field": "Value #A", "desc": True}]}
-                ),
+                *c.merged_rows("Value #A"),
                 c.organize(
                     exclude=["Time", "manager", "team"],
                     rename={"name": "Manager", **columns, **FORECAST_COLUMNS},
@@ -659,10 +653,7 @@ def _plan_row() -> list[c.PanelBuilder]:
             ],
             unit=c.RATIO,
             transformations=[
-                c.transformation("merge", {}),
-                c.transformation(
-                    "sortBy", {"fields": {}, "sort": [{"field": "Value #A", "desc": True}]}
-                ),
+                *c.merged_rows("Value #A"),
                 c.organize(
                     exclude=["Time"],
                     rename={"team": "Team", **columns, **FORECAST_COLUMNS},
@@ -782,10 +773,7 @@ def _tasks_results_row() -> list[c.PanelBuilder]:
             ],
             unit=c.RATIO,
             transformations=[
-                c.transformation("merge", {}),
-                c.transformation(
-                    "sortBy", {"fields": {}, "sort": [{"field": "Value #A", "desc": True}]}
-                ),
+                *c.merged_rows("Value #A"),
                 c.organize(
                     exclude=["Time", "manager"],
                     rename={
@@ -856,10 +844,7 @@ def _filtered_row() -> list[c.PanelBuilder]:
                 ),
             ],
             transformations=[
-                c.transformation("merge", {}),
-                c.transformation(
-                    "sortBy", {"fields": {}, "sort": [{"field": "Value #A", "desc": True}]}
-                ),
+                *c.merged_rows("Value #A"),
                 c.organize(
                     exclude=["Time"],
                     rename={
