@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from salespulse.report.figures import figures, format_change, percent_change
+from salespulse.report.figures import TOTALS, figures, format_change, percent_change
 from salespulse.report.periods import weeks_around
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -64,19 +64,7 @@ def test_percent_change_and_nothing_to_compare_with() -> None:
 
 
 def test_ratios_without_a_denominator_are_absent_not_zero() -> None:
-    empty = dict.fromkeys(
-        (
-            "deals_closed",
-            "stage_first",
-            "stage_last",
-            "tasks_overdue",
-            "tasks_deadline_passed",
-            "call_seconds",
-            "calls_answered",
-            "won_amount",
-        ),
-        0.0,
-    )
+    empty = dict.fromkeys(TOTALS, 0.0)
     assert figures(empty) == {
         "throughput": 0.0,
         "conversion": None,
