@@ -13,7 +13,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -95,23 +95,27 @@ async def _create_missing(
 
 
 @contextlib.contextmanager
-def quiet_bootstrap() -> Iterator[None]:
-    """While a start-up loop retries a broker, its one warning per attempt stands in for
-    the client library's error per bootstrap server and attempt, which says less and
-    would make two lines of each attempt. aiokafka's client logs it as "aiokafka" (a
-    filter on a logger sees only that logger's own records, not its children's)."""
-    quiet = _DropBootstrapNoise()
-    client_log = logging.getLogger("aiokafka")
-    client_log.addFilter(quiet)
+def dropping_logs(logger_name: str, dropped: Callable[[str], bool]) -> Iterator[None]:
+    """While inside, leave out the records of *logger_name* whose message *dropped*
+    matches: a client library's line that one of ours already says better. A filter
+    on a logger sees only that logger's own records, not its children's."""
+    log = logging.getLogger(logger_name)
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not dropped(record.getMessage())
+
+    log.addFilter(keep)
     try:
         yield
     finally:
-        client_log.removeFilter(quiet)
+        log.removeFilter(keep)
 
 
-class _DropBootstrapNoise(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Unable connect to")
+def quiet_bootstrap() -> contextlib.AbstractContextManager[None]:
+    """While a start-up loop retries a broker, its one warning per attempt stands in for
+    the client library's error per bootstrap server and attempt, which says less and
+    would make two lines of each attempt (aiokafka's client logs it as "aiokafka")."""
+    return dropping_logs("aiokafka", lambda message: message.startswith("Unable connect to"))
 
 
 def partition_mismatch(settings: Settings, counts: dict[str, int]) -> str | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from aiokafka.errors import (
@@ -31,7 +31,12 @@ from salespulse.ingest.config import IngestSettings
 from salespulse.ingest.validation import Record
 from salespulse.kafka_client import ProducerOptions, keep_trying, new_producer, started
 from salespulse.settings import Settings
-from salespulse.topics import BrokerUnavailableError, bootstrap_servers, ensure_topics
+from salespulse.topics import (
+    BrokerUnavailableError,
+    bootstrap_servers,
+    dropping_logs,
+    ensure_topics,
+)
 
 log = logging.getLogger(__name__)
 
@@ -186,23 +191,12 @@ class KafkaPublisher:
                 raise PublishError("broker_error", f"the broker refused an event: {error}")
 
 
-@contextlib.contextmanager
-def _quiet_init_producer_id(mode: str) -> Iterator[None]:
+def _quiet_init_producer_id(mode: str) -> contextlib.AbstractContextManager[None]:
     """With ``idempotence=auto``, a refused InitProducerId is expected and answered by
     our one warning; aiokafka's sender would log it as an ERROR first. With ``on`` the
     refusal is an error and stays one."""
     if mode != "auto":
-        yield
-        return
-    quiet = _DropInitProducerIdError()
-    sender_log = logging.getLogger("aiokafka.producer.sender")
-    sender_log.addFilter(quiet)
-    try:
-        yield
-    finally:
-        sender_log.removeFilter(quiet)
-
-
-class _DropInitProducerIdError(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "during InitProducerIdRequest" not in record.getMessage()
+        return contextlib.nullcontext()
+    return dropping_logs(
+        "aiokafka.producer.sender", lambda message: "during InitProducerIdRequest" in message
+    )
